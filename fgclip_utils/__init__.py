@@ -1,0 +1,1 @@
+"""fgclip study helpers."""
