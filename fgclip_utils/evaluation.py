@@ -59,7 +59,9 @@ def evaluate_split(emb: SplitEmbeddings, similarity: Similarity | None = None, s
     scores = candidate_scores(emb, similarity, **kwargs)
     mask = emb.rankable
     ranks = rank_positive(scores[mask])
-    return SplitResult(split=split or emb.meta.get("split", "?"), summary=summarize(ranks), ranks=ranks,
+    n_candidates = (emb.candidates()[mask] >= 0).sum(dim=1).double()
+    summary = {**summarize(ranks), "chance": float((1 / n_candidates).mean()) if len(n_candidates) else float("nan")}
+    return SplitResult(split=split or emb.meta.get("split", "?"), summary=summary, ranks=ranks,
                        scores=scores, n_skipped=emb.n_skipped, n_missing_images=emb.n_missing_images)
 
 

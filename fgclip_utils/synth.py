@@ -210,8 +210,10 @@ def make_benchmark(out_dir: str | os.PathLike, n_objects: int = 200, seed: int =
         dest = root / file_name
         with atomic_path(dest) as tmp:
             picture.save(tmp, format="PNG")
+        # no coco_url: synthetic images are rendered, not downloaded, and the split files stay identical
+        # wherever the benchmark is written (so embedding cache keys survive a moved cache)
         images.append({"id": image_id, "file_name": file_name, "width": IMAGE_SIZE, "height": IMAGE_SIZE,
-                       "coco_url": dest.resolve().as_uri(), "synthetic": True})
+                       "synthetic": True})
         for obj, box in zip(scene, boxes):
             objects.append({**obj, "image_id": image_id, "bbox": box})
 

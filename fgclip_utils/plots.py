@@ -1,0 +1,106 @@
+"""Figures of notebook 01: per-split accuracy next to reported detector numbers, and failure galleries."""
+from __future__ import annotations
+
+import textwrap
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+
+from .embeddings import SplitEmbeddings
+from .evaluation import SplitResult
+from .fgovd import SPLITS, Split
+from .images import crop, image_path
+from .style import FULL_WIDTH, PALETTE, mark_profile
+
+
+def plot_split_accuracy(table: pd.DataFrame, reported: pd.DataFrame | None = None, disclaimer: str = "",
+                        title: str = "Ranking the positive caption against hard negatives") -> plt.Figure:
+    """Grouped bars of accuracy per split (hue = ``method``) with each split's chance level.
+
+    ``reported`` (detector, split, metric, value) gets its own panel: detection mAP is another measure
+    and never shares an axis with ranking accuracy.
+    """
+    order = [s for s in SPLITS if s in set(table["split"])]
+    titles = [SPLITS[s].title for s in order]
+    methods = list(dict.fromkeys(table["method"]))
+    has_reported = reported is not None and len(reported) > 0
+    fig, axes = plt.subplots(1, 2 if has_reported else 1, figsize=(FULL_WIDTH, 3.0), squeeze=False,
+                             gridspec_kw={"width_ratios": [1.4, 1] if has_reported else [1]})
+    ax = axes[0, 0]
+    width = 0.8 / max(1, len(methods))
+    x = np.arange(len(order))
+    for i, method in enumerate(methods):
+        sub = table[table["method"] == method].set_index("split").reindex(order)
+        ax.bar(x + (i - (len(methods) - 1) / 2) * width, sub["accuracy"] * 100, width, label=method,
+               color=PALETTE[i % len(PALETTE)])
+    chance = table.groupby("split")["chance"].first().reindex(order) * 100
+    ax.scatter(x, chance, marker="_", s=400, color="black", zorder=5, label="chance")
+    ax.axvline(3.5, color="grey", lw=0.8, ls=":")
+    ax.set_xticks(x, titles, rotation=30, ha="right")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title(title)
+    ax.legend(loc="upper right", frameon=True)
+    if has_reported:
+        ax2 = axes[0, 1]
+        piv = reported.pivot_table(index="split", columns="detector", values="value").reindex(order)
+        piv.index = titles
+        piv.plot.bar(ax=ax2, width=0.8, color=PALETTE[len(methods):])
+        metric = ", ".join(sorted(set(reported["metric"])))
+        ax2.set_ylabel(metric)
+        ax2.set_title("Detectors (reported in FG-OVD paper)")
+        ax2.tick_params(axis="x", rotation=30)
+        ax2.legend(fontsize=7, title="detector")
+    mark_profile(fig, disclaimer)
+    return fig
+
+
+def failures(split: Split, emb: SplitEmbeddings, result: SplitResult, n: int = 8) -> pd.DataFrame:
+    """The ``n`` worst-ranked rankable annotations: crop id, positive, the winning negative and both scores."""
+    rows = []
+    cand = emb.candidates()
+    by_id = {a.id: a for a in split.annotations}
+    ranks = torch.full((len(emb),), 0, dtype=torch.long)
+    ranks[emb.rankable] = result.ranks
+    margin = result.scores[:, 1:].max(dim=1).values - result.scores[:, 0] if cand.shape[1] > 1 else \
+        torch.zeros(len(emb))
+    margin[~emb.rankable] = float("-inf")
+    for row in torch.argsort(margin, descending=True)[:n].tolist():
+        if ranks[row] <= 1:
+            break
+        best = int(torch.argmax(result.scores[row, 1:])) + 1
+        ann = by_id[int(emb.annotation_ids[row])]
+        rows.append({"annotation_id": ann.id, "image_id": ann.image_id, "rank": int(ranks[row]),
+                     "positive": emb.captions[int(cand[row, 0])], "winner": emb.captions[int(cand[row, best])],
+                     "positive_score": float(result.scores[row, 0]), "winner_score": float(result.scores[row, best])})
+    return pd.DataFrame(rows)
+
+
+def plot_failure_gallery(split: Split, image_root, failures_table: pd.DataFrame, scale_factor: float = 1.0,
+                         disclaimer: str = "", title: str | None = None, ncols: int = 4) -> plt.Figure:
+    """Crops of failed annotations with their positive caption (green) and the winning negative (red)."""
+    n = len(failures_table)
+    nrows = max(1, int(np.ceil(n / ncols)))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(FULL_WIDTH, 2.35 * nrows), squeeze=False)
+    by_id = {a.id: a for a in split.annotations}
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (_, row) in zip(axes.flat, failures_table.iterrows()):
+        ann = by_id[row["annotation_id"]]
+        with Image.open(image_path(image_root, split.images[ann.image_id])) as im:
+            ax.imshow(crop(im, ann.bbox, scale_factor))
+        wrap = lambda s: "\n".join(textwrap.wrap(s, 30))  # noqa: E731
+        ax.set_title(f"rank {row['rank']}", fontsize=8)
+        ax.text(0.5, -0.04, f"✓ {wrap(row['positive'])} ({row['positive_score']:.3f})\n"
+                            f"✗ {wrap(row['winner'])} ({row['winner_score']:.3f})",
+                transform=ax.transAxes, ha="center", va="top", fontsize=6.2, color="black",
+                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8})
+    if n == 0:
+        axes[0, 0].text(0, 0.5, "no failures: every positive ranked first", fontsize=10)
+    fig.suptitle(title or f"Failures on {SPLITS.get(split.name).title if split.name in SPLITS else split.name}: "
+                 "positive (✓) vs winning negative (✗)", fontsize=11, fontweight="bold")
+    mark_profile(fig, disclaimer)
+    return fig

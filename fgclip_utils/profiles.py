@@ -1,0 +1,50 @@
+"""Run profiles: ``smoke`` (synthetic benchmark, tiny random-init CLIP, CPU, minutes) and ``full``.
+
+A notebook's parameters cell sets ``profile``; left as None it comes from ``$FGCLIP_PROFILE``, then
+``smoke``. Every figure and table made in ``smoke`` carries :attr:`Profile.disclaimer`.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+
+PROFILE_ENV = "FGCLIP_PROFILE"
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    backbones: tuple[tuple[str, str | None], ...]  # (open_clip model name, pretrained tag or weights file)
+    synthetic: bool  # True: the offline synthetic benchmark; False: FG-OVD + COCO
+    disclaimer: str  # shown on every figure of this profile
+    n_objects: int = 0  # synthetic benchmark size (test split)
+    n_train_objects: int = 0
+    scale_factor: float = 1.0
+    batch_size: int = 128
+    image_workers: int = 16
+    extra: dict = field(default_factory=dict)
+
+    def with_backbones(self, backbones) -> "Profile":
+        return replace(self, backbones=tuple((b[0], b[1]) for b in backbones))
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke", backbones=(("fgclip-tiny", None),), synthetic=True,
+        disclaimer="smoke profile: synthetic benchmark, random-init tiny CLIP (not a result about CLIP)",
+        n_objects=240, n_train_objects=1200, batch_size=64,
+    ),
+    "full": Profile(
+        name="full", backbones=(("ViT-B-16", "openai"),), synthetic=False,
+        disclaimer="", batch_size=256,
+    ),
+}
+
+
+def get_profile(name: str | None = None) -> Profile:
+    """The profile called ``name``, else ``$FGCLIP_PROFILE``, else ``smoke``."""
+    name = name or os.environ.get(PROFILE_ENV) or "smoke"
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r} (from {'argument' if name else PROFILE_ENV}); "
+                         f"expected one of {sorted(PROFILES)}")
+    return PROFILES[name]

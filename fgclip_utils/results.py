@@ -1,0 +1,33 @@
+"""Result tables the notebooks compute, stored in the cache so figures can be redrawn without recomputing."""
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from .io import atomic_write_bytes, cache_root
+
+
+def results_dir() -> Path:
+    path = cache_root() / "results"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def table_path(name: str, profile: str) -> Path:
+    return results_dir() / f"{name}_{profile}.csv"
+
+
+def save_table(table: pd.DataFrame, name: str, profile: str) -> Path:
+    buf = io.StringIO()
+    table.to_csv(buf, index=False)
+    return atomic_write_bytes(table_path(name, profile), buf.getvalue().encode())
+
+
+def load_table(name: str, profile: str) -> pd.DataFrame:
+    path = table_path(name, profile)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: run the notebook that makes '{name}' in profile '{profile}' first")
+    return pd.read_csv(path)
