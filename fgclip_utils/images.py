@@ -49,10 +49,16 @@ def fetch_images(split: Split, image_root: str | os.PathLike | None = None, *, w
     Files already present and decodable are not fetched again; a file that does not decode is fetched
     anew. Failures are collected, not raised: the evaluation reports those images as missing.
     """
+    return fetch_records(split.images, image_root, workers=workers, desc=f"images {split.name}", **download_kwargs)
+
+
+def fetch_records(records: dict[int, dict], image_root: str | os.PathLike | None = None, *, workers: int = 8,
+                  desc: str = "images", **download_kwargs) -> FetchReport:
+    """:func:`fetch_images` for any ``id -> {file_name, coco_url}`` records (e.g. a caption set's images)."""
     root = Path(image_root) if image_root else default_image_root()
     report = FetchReport()
     todo = []
-    for image_id, rec in split.images.items():
+    for image_id, rec in records.items():
         dest = image_path(root, rec)
         if dest.exists() and is_valid_image(dest):
             report.available[image_id] = dest
@@ -60,8 +66,8 @@ def fetch_images(split: Split, image_root: str | os.PathLike | None = None, *, w
             report.missing[image_id] = f"{dest} not found and the record has no 'coco_url'"
         else:
             todo.append((image_id, rec["coco_url"], dest))
-    result = download_many([(u, d) for _, u, d in todo], validate=is_valid_image, workers=workers,
-                           desc=f"images {split.name}", **download_kwargs)
+    result = download_many([(u, d) for _, u, d in todo], validate=is_valid_image, workers=workers, desc=desc,
+                           **download_kwargs)
     for image_id, url, dest in todo:
         if url in result.failed:
             report.missing[image_id] = result.failed[url]

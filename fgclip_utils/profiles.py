@@ -6,7 +6,7 @@ A notebook's parameters cell sets ``profile``; left as None it comes from ``$FGC
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 PROFILE_ENV = "FGCLIP_PROFILE"
 
@@ -22,7 +22,12 @@ class Profile:
     scale_factor: float = 1.0
     batch_size: int = 128
     image_workers: int = 16
-    extra: dict = field(default_factory=dict)
+    # head training (notebook 02)
+    train_epochs: int = 30
+    train_batch_size: int = 256
+    train_lr: float = 1e-4
+    train_patience: int = 5
+    coco_limit: int | None = None  # images of the coarse-grained caption set (None = all 5k)
 
     def with_backbones(self, backbones) -> "Profile":
         return replace(self, backbones=tuple((b[0], b[1]) for b in backbones))
@@ -32,7 +37,8 @@ PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke", backbones=(("fgclip-tiny", None),), synthetic=True,
         disclaimer="smoke profile: synthetic benchmark, random-init tiny CLIP (not a result about CLIP)",
-        n_objects=240, n_train_objects=1200, batch_size=64,
+        n_objects=240, n_train_objects=600, batch_size=64,
+        train_epochs=12, train_batch_size=32, train_lr=2e-3, train_patience=4,
     ),
     "full": Profile(
         name="full", backbones=(("ViT-B-16", "openai"),), synthetic=False,
