@@ -75,7 +75,7 @@ def _batches(items: list, size: int) -> Iterator[list]:
         yield items[start:start + size]
 
 
-@torch.inference_mode()
+@torch.no_grad()  # not inference_mode: these tensors are later used as training inputs
 def encode_texts(bundle: ClipBundle, texts: list[str], batch_size: int = 256, progress: bool = True
                  ) -> torch.Tensor:
     """L2-normalised float32 CPU embeddings of ``texts`` (in order)."""
@@ -88,7 +88,7 @@ def encode_texts(bundle: ClipBundle, texts: list[str], batch_size: int = 256, pr
     return torch.cat(out) if out else torch.empty(0, bundle.embed_dim)
 
 
-@torch.inference_mode()
+@torch.no_grad()  # not inference_mode: these tensors are later used as training inputs
 def encode_images(bundle: ClipBundle, images: Iterable[Image.Image], batch_size: int = 128, total: int | None = None,
                   progress: bool = True, desc: str = "crops") -> torch.Tensor:
     """L2-normalised float32 CPU embeddings of PIL images (in order), preprocessed with the model's transform."""

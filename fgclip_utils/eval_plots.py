@@ -81,10 +81,13 @@ def failures(split: Split, emb: SplitEmbeddings, result: SplitResult, n: int = 8
 
 def plot_failure_gallery(split: Split, image_root, failures_table: pd.DataFrame, scale_factor: float = 1.0,
                          disclaimer: str = "", title: str | None = None, ncols: int = 4) -> plt.Figure:
-    """Crops of failed annotations with their positive caption (green) and the winning negative (red)."""
+    """Crops of failed annotations with their positive caption (✓) and the winning negative (✗).
+
+    The title names the ``method`` column of ``failures_table`` when it has one.
+    """
     n = len(failures_table)
     nrows = max(1, int(np.ceil(n / ncols)))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(FULL_WIDTH, 2.35 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(FULL_WIDTH, 2.6 * nrows), squeeze=False)
     by_id = {a.id: a for a in split.annotations}
     for ax in axes.flat:
         ax.axis("off")
@@ -100,7 +103,9 @@ def plot_failure_gallery(split: Split, image_root, failures_table: pd.DataFrame,
                 bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8})
     if n == 0:
         axes[0, 0].text(0, 0.5, "no failures: every positive ranked first", fontsize=10)
-    fig.suptitle(title or f"Failures on {SPLITS.get(split.name).title if split.name in SPLITS else split.name}: "
-                 "positive (✓) vs winning negative (✗)", fontsize=11, fontweight="bold")
+    split_title = SPLITS[split.name].title if split.name in SPLITS else split.name
+    who = f"{failures_table['method'].iloc[0]} on " if "method" in failures_table and n else ""
+    fig.suptitle(title or f"{who}{split_title}: positive (✓) vs winning negative (✗)", fontsize=11,
+                 fontweight="bold")
     mark_profile(fig, disclaimer)
     return fig

@@ -27,7 +27,8 @@ class Profile:
     train_batch_size: int = 256
     train_lr: float = 1e-4
     train_patience: int = 5
-    coco_limit: int | None = None  # images of the coarse-grained caption set (None = all 5k)
+    coco_limit: int | None = None  # images of the coarse-grained test caption set (None = all 5k)
+    coco_train_limit: int = 10000  # Karpathy train images for the optional coarse-grained training term
 
     def with_backbones(self, backbones) -> "Profile":
         return replace(self, backbones=tuple((b[0], b[1]) for b in backbones))

@@ -6,16 +6,20 @@ import time
 
 import torch
 
-from .benchmark import Benchmark
+from pathlib import Path
+
+from .benchmark import Benchmark, load_benchmark
 from .clip_models import ClipBundle
 from .embeddings import SplitEmbeddings, embed_split
 from .evaluation import evaluate_split
-from .fgovd import SPLITS
-from .heads import SimilarityHead
+from .fgovd import DIFFICULTY_SPLITS, SPLITS
+from .heads import SimilarityHead, build_head
+from .io import cache_root
 from .images import default_image_root, fetch_records
 from .profiles import Profile
 from .retrieval import (CaptionEmbeddings, CaptionSet, download_karpathy, embed_caption_set, load_karpathy,
                         retrieval_recalls, synthetic_caption_set)
+from .training import CoarsePairs, TrainConfig, TrainResult, merge_embeddings, train_head
 
 
 def embed_benchmark(bundle: ClipBundle, bench: Benchmark, splits=None, scale_factor: float = 1.0,
@@ -26,11 +30,14 @@ def embed_benchmark(bundle: ClipBundle, bench: Benchmark, splits=None, scale_fac
             for name in (splits or bench.splits)}
 
 
-def coarse_caption_set(profile: Profile, test_bench: Benchmark) -> tuple[CaptionSet, object]:
-    """The caption set for coarse-grained retention and its image root (COCO Karpathy test in ``full``)."""
+def coarse_caption_set(profile: Profile, bench: Benchmark, subset: str = "test") -> tuple[CaptionSet, Path]:
+    """Captioned images for coarse-grained retention and their image root: COCO Karpathy ``subset`` in
+    ``full`` (5k test images; ``train`` for the optional training term), the synthetic scenes of ``bench``
+    in ``smoke``."""
     if profile.synthetic:
-        return synthetic_caption_set(test_bench), test_bench.image_root
-    cs = load_karpathy(download_karpathy(), "test", limit=profile.coco_limit)
+        return synthetic_caption_set(bench), bench.image_root
+    limit = profile.coco_limit if subset == "test" else profile.coco_train_limit
+    cs = load_karpathy(download_karpathy(), subset, limit=limit)
     root = default_image_root()
     report = fetch_records(dict(enumerate(cs.images)), root, workers=profile.image_workers, desc=cs.name)
     if report.missing:
@@ -66,3 +73,46 @@ class Timer:
 
     def __exit__(self, *exc):
         self.seconds = time.perf_counter() - self.start
+
+
+def training_data(profile: Profile, bundle: ClipBundle, progress: bool = True
+                  ) -> tuple[SplitEmbeddings, SplitEmbeddings]:
+    """Training rows (the four difficulty splits of the training set, merged) and the Hard validation split."""
+    train_bench, val_bench = load_benchmark(profile, "train"), load_benchmark(profile, "val")
+    parts = embed_benchmark(bundle, train_bench, DIFFICULTY_SPLITS, profile.scale_factor, profile.batch_size, progress)
+    val = embed_benchmark(bundle, val_bench, ["hard"], profile.scale_factor, profile.batch_size, progress)["hard"]
+    return merge_embeddings(list(parts.values())), val
+
+
+def train_config(profile: Profile, loss: str, **overrides) -> TrainConfig:
+    """The profile's training settings for ``loss`` (any field can be overridden)."""
+    return TrainConfig(**{"loss": loss, "epochs": profile.train_epochs, "batch_size": profile.train_batch_size,
+                          "lr": profile.train_lr, "patience": profile.train_patience, **overrides})
+
+
+def checkpoint_path(profile: Profile, bundle: ClipBundle, kind: str, loss: str) -> Path:
+    """Where notebook 02 saves the best state dict of head ``kind`` trained with ``loss``."""
+    weights = bundle.weights_id.replace(":", "-")[:24]
+    return cache_root() / "checkpoints" / profile.name / f"{bundle.name}-{weights}" / f"{kind}-{loss}.pt"
+
+
+def load_or_train_head(profile: Profile, bundle: ClipBundle, kind: str, loss: str,
+                       device: str | torch.device = "cpu", progress: bool = True
+                       ) -> tuple[SimilarityHead, TrainResult | None]:
+    """Notebook 02's checkpoint of (kind, loss) if it exists (loaded with ``weights_only=True``), else a
+    head trained on the spot with the profile's settings (and saved where notebook 02 would put it)."""
+    path = checkpoint_path(profile, bundle, kind, loss)
+    head = build_head(kind, bundle.embed_dim, seed=0)
+    if path.exists():
+        head.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        return head.to(device).eval(), None
+    train, val = training_data(profile, bundle, progress)
+    result = train_head(head, train, val, train_config(profile, loss), path, device=device, progress=progress)
+    return result.head, result
+
+
+def coarse_training_pairs(profile: Profile, bundle: ClipBundle, progress: bool = True) -> CoarsePairs:
+    """(image, caption) embedding pairs for the optional coarse-grained training term (never test data)."""
+    cs, root = coarse_caption_set(profile, load_benchmark(profile, "train"), "train")
+    emb = embed_caption_set(bundle, cs, root, profile.batch_size, progress=progress)
+    return CoarsePairs(image=emb.image[cs.caption_image], text=emb.text)

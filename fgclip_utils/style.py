@@ -53,6 +53,7 @@ def save_figure(fig: plt.Figure, stem: str, profile: str, out_dir: str | os.Path
     for ext in ("pdf", "png"):
         dest = out_dir / f"{stem}_{profile}.{ext}"
         with atomic_path(dest) as tmp:
-            fig.savefig(tmp, format=ext)
+            # no creation date in the PDF: the same figure gives the same file
+            fig.savefig(tmp, format=ext, metadata={"CreationDate": None} if ext == "pdf" else None)
         paths.append(dest)
     return paths

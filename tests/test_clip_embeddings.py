@@ -112,3 +112,13 @@ def test_rows_without_negatives_are_skipped_not_ranked(tiny_clip, synth_bench, t
     emb = embed_split(tiny_clip, load_split(path, "transparency"), root, cache_dir=tmp_path, progress=False)
     row = evaluate_splits({"transparency": emb}).iloc[0]
     assert row["skipped"] == 4 and row["n"] == 20
+
+
+def test_fresh_embeddings_can_feed_training(tiny_clip, synth_bench, tmp_path):
+    """Freshly computed (not cached) embeddings are ordinary tensors that autograd accepts."""
+    paths, root = synth_bench
+    emb = embed_split(tiny_clip, load_split(paths["hard"], "hard"), root, cache_dir=tmp_path, progress=False)
+    assert emb.meta["from_cache"] is False and not emb.image.is_inference()
+    layer = torch.nn.Linear(64, 64)
+    layer(emb.image).sum().backward()
+    assert layer.weight.grad is not None
