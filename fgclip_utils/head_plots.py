@@ -45,7 +45,8 @@ def plot_gain_vs_retention(table: pd.DataFrame, baseline: str, split: str = "har
     return fig
 
 
-def plot_split_bars(table: pd.DataFrame, disclaimer: str = "", title: str = "Accuracy per split") -> plt.Figure:
+def plot_split_bars(table: pd.DataFrame, disclaimer: str = "",
+                    title: str = "Accuracy per split: vanilla CLIP and every head") -> plt.Figure:
     """Grouped bars: per-split accuracy (x) for every method (hue)."""
     cols = [f"acc_{s}" for s in SPLITS if f"acc_{s}" in table.columns]
     methods = list(table["method"])

@@ -14,16 +14,15 @@ from .benchmark import load_benchmark
 from .heads import HEAD_KINDS
 from .profiles import get_profile
 from .reference import reported_detectors
-from .results import load_table, results_dir
+from .results import load_table
 
 
-def _histories(profile: str) -> dict:
+def _histories(heads, profile: str) -> dict:
+    """Training histories of the heads in ``heads`` (notebook 02's table), in its row order."""
     out = {}
-    for path in sorted(results_dir().glob(f"nb02_history_*_{profile}.csv")):
-        key = path.name[len("nb02_history_"):-len(f"_{profile}.csv")]
-        kind, _, loss = key.rpartition("_")
-        if kind in HEAD_KINDS:
-            out[f"{kind} / {loss}"] = load_table(f"nb02_history_{key}", profile)
+    for _, row in heads.iterrows():
+        if row["kind"] in HEAD_KINDS and row["loss"] in ("triplet", "infonce"):
+            out[f"{row['kind']} / {row['loss']}"] = load_table(f"nb02_history_{row['kind']}_{row['loss']}", profile)
     return out
 
 
@@ -50,7 +49,7 @@ def redraw(profile: str, out_dir: str | Path | None = None) -> tuple[list[Path],
         save(head_plots.plot_gain_vs_retention(heads, heads["method"].iloc[0], "hard", P.disclaimer),
              "fig03_gain_vs_retention")
         save(head_plots.plot_split_bars(heads, P.disclaimer), "fig04_heads_per_split")
-        save(head_plots.plot_training_curves(_histories(P.name), P.disclaimer), "fig05_training_curves")
+        save(head_plots.plot_training_curves(_histories(heads, P.name), P.disclaimer), "fig05_training_curves")
     except FileNotFoundError as exc:
         skipped.append(f"figures 3-5: {exc} (notebook 02)")
     try:

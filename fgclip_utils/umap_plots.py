@@ -30,7 +30,7 @@ def umap_table(spaces: dict[tuple[str, str], np.ndarray], labels: pd.DataFrame, 
     """Long table of 2-D coordinates: one row per (stage, modality, annotation) with its labels."""
     parts = []
     for (stage, modality), x in spaces.items():
-        xy = umap_2d(x, **kwargs)
+        xy = umap_2d(x, **kwargs).astype(np.float64)  # float64 round-trips exactly through the CSV cache
         parts.append(labels.assign(stage=stage, modality=modality, x=xy[:, 0], y=xy[:, 1]))
     return pd.concat(parts, ignore_index=True)
 
