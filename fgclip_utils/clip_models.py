@@ -5,7 +5,6 @@ profile only: its numbers say nothing about CLIP.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +12,8 @@ from typing import Any, Callable
 
 import open_clip
 import torch
+
+from .io import sha256_file
 
 TINY_MODEL = "fgclip-tiny"
 _CONFIG_DIR = Path(__file__).parent / "model_configs"
@@ -47,11 +48,7 @@ def _weights_id(pretrained: str | None, seed: int) -> str:
     if not pretrained:
         return f"random:{seed}"
     if os.path.isfile(pretrained):
-        digest = hashlib.sha256()
-        with open(pretrained, "rb") as fh:
-            while block := fh.read(1 << 20):
-                digest.update(block)
-        return f"file:{digest.hexdigest()}"
+        return f"file:{sha256_file(pretrained)}"
     return pretrained
 
 

@@ -75,7 +75,7 @@ def download_file(
             return dest
         except DownloadError:
             raise
-        except BaseException as exc:  # noqa: BLE001 - re-raised below with context
+        except Exception as exc:  # noqa: BLE001 - re-raised below with context; Ctrl-C is never retried
             last = exc
             if not _retryable(exc) or attempt == retries:
                 break
