@@ -11,7 +11,7 @@ from pathlib import Path
 
 from . import synth
 from .fgovd import SPLITS, Split, download_split, load_split
-from .images import default_image_root, fetch_images
+from .images import default_image_root, fetch_records
 from .io import cache_root
 from .profiles import Profile
 
@@ -37,12 +37,14 @@ def synthetic_benchmark(n_objects: int, seed: int, subset: str = "test",
 
 def fgovd_benchmark(subset: str = "test", splits=None, image_root: str | os.PathLike | None = None,
                     workers: int = 16) -> Benchmark:
+    """FG-OVD ``subset`` splits with their images. The splits share most images, so the union is fetched
+    (and each cached file verified) once."""
     image_root = Path(image_root) if image_root else default_image_root()
-    loaded, available, missing = {}, {}, {}
-    for name in splits or SPLITS:
-        split = load_split(download_split(name, subset), name)
-        report = fetch_images(split, image_root, workers=workers)
-        loaded[name], available[name], missing[name] = split, set(report.available), report.missing
+    loaded = {name: load_split(download_split(name, subset), name) for name in splits or SPLITS}
+    records = {i: rec for split in loaded.values() for i, rec in split.images.items()}
+    report = fetch_records(records, image_root, workers=workers, desc=f"COCO images ({subset})")
+    available = {name: set(s.images) & set(report.available) for name, s in loaded.items()}
+    missing = {name: {i: report.missing[i] for i in s.images if i in report.missing} for name, s in loaded.items()}
     return Benchmark(splits=loaded, image_root=image_root, available=available, missing=missing)
 
 
