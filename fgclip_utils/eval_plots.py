@@ -59,7 +59,8 @@ def plot_split_accuracy(table: pd.DataFrame, reported: pd.DataFrame | None = Non
 
 
 def failures(split: Split, emb: SplitEmbeddings, result: SplitResult, n: int = 8) -> pd.DataFrame:
-    """The ``n`` worst-ranked rankable annotations: crop id, positive, the winning negative and both scores."""
+    """Up to ``n`` failures (positive not ranked first), those whose best negative beats the positive by the
+    largest margin first: annotation, rank, positive, the winning negative and both scores."""
     rows = []
     cand = emb.candidates()
     by_id = {a.id: a for a in split.annotations}

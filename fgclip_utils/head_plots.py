@@ -10,6 +10,7 @@ from .fgovd import SPLITS
 from .style import FULL_WIDTH, PALETTE, mark_profile
 
 from .heads import HEAD_KINDS
+from .results import acc_columns
 
 LOSS_MARKERS = {"triplet": "o", "infonce": "s", "—": "D"}
 LOSS_HATCH = {"infonce": "///"}
@@ -48,7 +49,7 @@ def plot_gain_vs_retention(table: pd.DataFrame, baseline: str, split: str = "har
 def plot_split_bars(table: pd.DataFrame, disclaimer: str = "",
                     title: str = "Accuracy per split: vanilla CLIP and every head") -> plt.Figure:
     """Grouped bars: per-split accuracy (x) for every method (hue)."""
-    cols = [f"acc_{s}" for s in SPLITS if f"acc_{s}" in table.columns]
+    cols = acc_columns(table)
     methods = list(table["method"])
     fig, ax = plt.subplots(figsize=(FULL_WIDTH, 3.2))
     width = 0.85 / len(methods)

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 import pandas as pd
 
+from .fgovd import SPLITS
 from .io import atomic_write_bytes, cache_root
 
 
@@ -31,3 +31,8 @@ def load_table(name: str, profile: str) -> pd.DataFrame:
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: run the notebook that makes '{name}' in profile '{profile}' first")
     return pd.read_csv(path)
+
+
+def acc_columns(table: pd.DataFrame) -> list[str]:
+    """The per-split accuracy columns (``acc_<split>``) of a results table, in the papers' split order."""
+    return [f"acc_{s}" for s in SPLITS if f"acc_{s}" in table.columns]

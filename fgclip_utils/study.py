@@ -1,18 +1,18 @@
 """Steps the notebooks share: embedding a whole benchmark, the coarse-grained caption set of a profile,
-and one results row (fine-grained accuracy per split + coarse-grained recalls) per method."""
+one results row (fine-grained accuracy per split + coarse-grained recalls) per method, the training data
+and settings of a profile, and loading (or training) a head."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import torch
-
-from pathlib import Path
 
 from .benchmark import Benchmark, load_benchmark
 from .clip_models import ClipBundle
 from .embeddings import SplitEmbeddings, embed_split
 from .evaluation import evaluate_split
-from .fgovd import DIFFICULTY_SPLITS, SPLITS
+from .fgovd import DIFFICULTY_SPLITS
 from .heads import SimilarityHead, build_head
 from .io import cache_root
 from .images import default_image_root, fetch_records
@@ -59,11 +59,6 @@ def method_row(method: str, test: dict[str, SplitEmbeddings], coarse: CaptionEmb
             row[f"acc_{name}"] = evaluate_split(emb, score, split=name, device=device).summary["accuracy"]
         row.update(retrieval_recalls(coarse, head, device=device))
     return row
-
-
-def acc_columns(table) -> list[str]:
-    """The per-split accuracy columns of a results table, in the papers' split order."""
-    return [f"acc_{s}" for s in SPLITS if f"acc_{s}" in table.columns]
 
 
 class Timer:

@@ -31,7 +31,7 @@ def test_synthetic_labels_are_the_true_values(synth_bench):
     split = load_split(synth_bench[0]["hard"])
     labels = attribute_labels(split)
     assert len(labels) == len(split)
-    for ann, (_, row) in zip(split.annotations, labels.iterrows()):
+    for ann, (_, row) in zip(split.annotations, labels.iterrows(), strict=True):
         assert row["annotation_id"] == ann.id and row["color"] == ann.attributes["color"]
         assert row["color"] in ann.positive and row["material"] in ann.positive
 

@@ -47,7 +47,7 @@ def test_seeded_construction_is_reproducible_and_leaves_global_rng_alone():
     torch.manual_seed(123)
     a, b = build_head("mlp", 16, seed=4), build_head("mlp", 16, seed=4)
     after = torch.rand(1)
-    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
     assert torch.equal(before, after)
 
 

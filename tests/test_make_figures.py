@@ -1,6 +1,4 @@
 """Figures are redrawn from cached result tables alone (here made by the real pipeline at small scale)."""
-import pytest
-import torch
 
 from fgclip_utils import make_figures, results
 from fgclip_utils.attributes import attribute_labels

@@ -34,7 +34,7 @@ def test_training_is_reproducible_and_checkpoint_round_trips(data, tmp_path, los
     runs = [train_head(build_head("mlp", 64, seed=0), train, val, cfg, tmp_path / f"{i}.pt", device="cpu",
                        progress=False) for i in range(2)]
     assert runs[0].history["train_loss"].iloc[1:].tolist() == runs[1].history["train_loss"].iloc[1:].tolist()
-    assert all(torch.equal(p, q) for p, q in zip(runs[0].head.parameters(), runs[1].head.parameters()))
+    assert all(torch.equal(p, q) for p, q in zip(runs[0].head.parameters(), runs[1].head.parameters(), strict=True))
     # the saved checkpoint is a plain state dict that loads with weights_only=True into a fresh head
     fresh = build_head("mlp", 64)
     fresh.load_state_dict(torch.load(runs[0].checkpoint, weights_only=True))
