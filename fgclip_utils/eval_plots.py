@@ -17,43 +17,46 @@ from .style import FULL_WIDTH, PALETTE, mark_profile
 
 
 def plot_split_accuracy(table: pd.DataFrame, reported: pd.DataFrame | None = None, disclaimer: str = "",
-                        title: str = "Ranking the positive caption against hard negatives") -> plt.Figure:
+                        title: str = "CLIP: ranking the positive caption against its hard negatives") -> plt.Figure:
     """Grouped bars of accuracy per split (hue = ``method``) with each split's chance level.
 
-    ``reported`` (detector, split, metric, value) gets its own panel: detection mAP is another measure
-    and never shares an axis with ranking accuracy.
+    ``reported`` (detector, split, metric, value) gets its own panel below, on the same splits: detection mAP
+    is another measure and never shares an axis with ranking accuracy.
     """
     order = [s for s in SPLITS if s in set(table["split"])]
     titles = [SPLITS[s].title for s in order]
-    methods = list(dict.fromkeys(table["method"]))
     has_reported = reported is not None and len(reported) > 0
-    fig, axes = plt.subplots(1, 2 if has_reported else 1, figsize=(FULL_WIDTH, 3.0), squeeze=False,
-                             gridspec_kw={"width_ratios": [1.4, 1] if has_reported else [1]})
-    ax = axes[0, 0]
-    width = 0.8 / max(1, len(methods))
+    fig, axes = plt.subplots(2 if has_reported else 1, 1, figsize=(FULL_WIDTH, 5.4 if has_reported else 3.0),
+                             squeeze=False, sharex=True)
     x = np.arange(len(order))
-    for i, method in enumerate(methods):
-        sub = table[table["method"] == method].set_index("split").reindex(order)
-        ax.bar(x + (i - (len(methods) - 1) / 2) * width, sub["accuracy"] * 100, width, label=method,
-               color=PALETTE[i % len(PALETTE)])
+
+    def bars(ax, frame, hue, value, scale, offset=0):
+        groups = list(dict.fromkeys(frame[hue]))
+        width = 0.8 / max(1, len(groups))
+        for i, g in enumerate(groups):
+            sub = frame[frame[hue] == g].set_index("split").reindex(order)
+            ax.bar(x + (i - (len(groups) - 1) / 2) * width, sub[value] * scale, width, label=g,
+                   color=PALETTE[(i + offset) % len(PALETTE)])
+        ax.axvline(3.5, color="grey", lw=0.8, ls=":")
+        ax.set_ylim(0, 100)
+        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+
+    ax = axes[0, 0]
+    bars(ax, table, "method", "accuracy", 100)
     chance = table.groupby("split")["chance"].first().reindex(order) * 100
     ax.scatter(x, chance, marker="_", s=400, color="black", zorder=5, label="chance")
-    ax.axvline(3.5, color="grey", lw=0.8, ls=":")
-    ax.set_xticks(x, titles, rotation=30, ha="right")
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     ax.set_ylabel("accuracy (%)")
-    ax.set_ylim(0, 100)
     ax.set_title(title)
-    ax.legend(loc="upper right", frameon=True)
     if has_reported:
-        ax2 = axes[0, 1]
-        piv = reported.pivot_table(index="split", columns="detector", values="value").reindex(order)
-        piv.index = titles
-        piv.plot.bar(ax=ax2, width=0.8, color=PALETTE[len(methods):])
+        ax2 = axes[1, 0]
+        bars(ax2, reported, "detector", "value", 1, offset=table["method"].nunique())
         metric = ", ".join(sorted(set(reported["metric"])))
-        ax2.set_ylabel(metric)
-        ax2.set_title("Detectors (reported in FG-OVD paper)")
-        ax2.tick_params(axis="x", rotation=30)
-        ax2.legend(fontsize=7, title="detector")
+        ax2.set_ylabel(f"{metric} (%)")
+        ax2.set_title(f"Detectors: {metric} as reported by the FG-OVD authors")
+        if disclaimer:
+            disclaimer += "; top panel only, the detector numbers are as reported"
+    axes[-1, 0].set_xticks(x, titles, rotation=30, ha="right")
     mark_profile(fig, disclaimer)
     return fig
 

@@ -9,11 +9,12 @@ from .fgovd import SPLITS
 
 REPORTED_DETECTORS_CSV = Path(__file__).parent / "data" / "fgovd_reported_detectors.csv"
 FGOVD_CITATION = ("Bianchi et al., The devil is in the fine-grained details: evaluating open-vocabulary "
-                  "object detectors for fine-grained understanding, CVPR 2024, arXiv:2311.17518")
+                  "object detectors for fine-grained understanding, CVPR 2024, arXiv:2311.17518; detector mAP "
+                  "per split as tabulated in github.com/lorebianchi98/FG-OVD, NoctOWL/README.md (commit 9f47181)")
 
 
 def reported_detectors(path: str | Path = REPORTED_DETECTORS_CSV) -> pd.DataFrame:
-    """Detector results reported by the FG-OVD paper (columns detector, split, metric, value, source).
+    """Detector results reported by the FG-OVD authors (columns detector, split, metric, value, source).
 
     Raises ``ValueError`` naming the file, row and field for an unknown split or a non-numeric value.
     """
