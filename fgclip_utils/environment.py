@@ -1,0 +1,49 @@
+"""What a researcher checks first: library versions, the accelerator, and where (and how big) the caches are."""
+from __future__ import annotations
+
+import platform
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from .io import cache_root
+from .style import figures_dir
+
+PACKAGES = ("torch", "torchvision", "open_clip_torch", "numpy", "pandas", "matplotlib", "seaborn", "umap-learn",
+            "scikit-learn", "ipywidgets", "nbval", "papermill")
+
+
+def environment_report() -> dict:
+    """Python, package versions and the accelerator; ``torchvision_ops`` is False when torch and torchvision
+    do not match (the error open_clip then raises is ``operator torchvision::nms does not exist``)."""
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    try:
+        import torchvision.ops  # noqa: F401
+        ops = bool(torch.ops.torchvision.nms)
+    except (ImportError, RuntimeError, AttributeError):
+        ops = False
+    cuda = torch.cuda.is_available()
+    return {"python": platform.python_version(), **versions, "torchvision_ops": ops, "cuda": cuda,
+            "device": torch.cuda.get_device_name(0) if cuda else "cpu",
+            "bf16": bool(cuda and torch.cuda.is_bf16_supported())}
+
+
+def _size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
+
+
+def cache_usage() -> pd.DataFrame:
+    """Each cache folder (and the figures folder) with its file count and size in MB."""
+    root = cache_root()
+    folders = {"cache root": root, **{p.name: p for p in sorted(root.iterdir()) if p.is_dir()},
+               "figures": figures_dir()}
+    rows = [{"what": k, "path": str(p), "files": sum(1 for f in p.rglob("*") if f.is_file()) if p.exists() else 0,
+             "MB": round(_size(p) / 2**20, 1)} for k, p in folders.items()]
+    return pd.DataFrame(rows)
