@@ -19,6 +19,7 @@ from .clip_models import ClipBundle
 from .download import download_file
 from .embeddings import encode_images, encode_texts
 from .heads import SimilarityHead
+from .images import image_path
 from .io import atomic_path, cache_root, sha256_json
 from .metrics import recall_at_k
 
@@ -120,7 +121,7 @@ def embed_caption_set(bundle: ClipBundle, cs: CaptionSet, image_root: str | os.P
 
     def images():
         for rec in cs.images:
-            with Image.open(Path(image_root) / rec["file_name"]) as im:
+            with Image.open(image_path(image_root, rec)) as im:
                 yield im.convert("RGB")
 
     img = encode_images(bundle, images(), batch_size, total=len(cs.images), progress=progress, desc=cs.name)
