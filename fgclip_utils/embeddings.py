@@ -134,14 +134,35 @@ def cache_key(bundle: ClipBundle, split: Split, scale_factor: float, available: 
     })
 
 
-def load_cached(path: Path) -> SplitEmbeddings | None:
-    """A cache entry, or None if it is absent or unreadable (an unreadable entry is left for inspection)."""
+def embeddings_dir(cache_dir: str | os.PathLike | None = None) -> Path:
+    """Folder of the embedding cache entries: ``cache_dir``, else ``<cache root>/embeddings``."""
+    return Path(cache_dir) if cache_dir else cache_root() / "embeddings"
+
+
+def read_entry(path: Path) -> dict | None:
+    """A cache entry's tensors (``weights_only`` load), or None if it is absent or unreadable; an unreadable
+    entry is recomputed by the caller, never trusted, and left in place until then."""
     if not path.exists():
         return None
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
-        return SplitEmbeddings(**data)
     except Exception:  # noqa: BLE001 - a corrupt entry is recomputed, never trusted
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def write_entry(path: Path, data: dict) -> None:
+    """Save a cache entry atomically (temp file + rename)."""
+    with atomic_path(path) as tmp:
+        torch.save(data, tmp)
+
+
+def load_cached(path: Path) -> SplitEmbeddings | None:
+    """A split's cached embeddings, or None if the entry is absent, unreadable or of another layout."""
+    data = read_entry(path)
+    try:
+        return SplitEmbeddings(**data) if data is not None else None
+    except TypeError:
         return None
 
 
@@ -157,8 +178,7 @@ def embed_split(bundle: ClipBundle, split: Split, image_root: str | os.PathLike,
         available = [i for i, rec in split.images.items() if image_path(image_root, rec).exists()]
     available = set(available)
     key = cache_key(bundle, split, scale_factor, available)
-    cache_dir = Path(cache_dir) if cache_dir else cache_root() / "embeddings"
-    entry = cache_dir / f"{bundle.name}-{split.name}-{key[:20]}.pt"
+    entry = embeddings_dir(cache_dir) / f"{bundle.name}-{split.name}-{key[:20]}.pt"
     cached = load_cached(entry)
     if cached is not None:
         cached.meta["from_cache"] = True
@@ -188,7 +208,6 @@ def embed_split(bundle: ClipBundle, split: Split, image_root: str | os.PathLike,
         meta={"model": bundle.name, "weights": bundle.weights_id, "split": split.name,
               "scale_factor": float(scale_factor), "key": key},
     )
-    with atomic_path(entry) as tmp:
-        torch.save(result.to_dict(), tmp)
+    write_entry(entry, result.to_dict())
     result.meta["from_cache"] = False
     return result

@@ -50,8 +50,8 @@ PROFILES: dict[str, Profile] = {
 
 def get_profile(name: str | None = None) -> Profile:
     """The profile called ``name``, else ``$FGCLIP_PROFILE``, else ``smoke``."""
+    source = "argument 'profile'" if name else f"${PROFILE_ENV}"
     name = name or os.environ.get(PROFILE_ENV) or "smoke"
     if name not in PROFILES:
-        raise ValueError(f"unknown profile {name!r} (from {'argument' if name else PROFILE_ENV}); "
-                         f"expected one of {sorted(PROFILES)}")
+        raise ValueError(f"unknown profile {name!r} (from {source}); expected one of {sorted(PROFILES)}")
     return PROFILES[name]

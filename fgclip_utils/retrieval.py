@@ -17,7 +17,7 @@ from PIL import Image
 from .benchmark import Benchmark
 from .clip_models import ClipBundle
 from .download import download_file
-from .embeddings import encode_images, encode_texts
+from .embeddings import embeddings_dir, encode_images, encode_texts, read_entry, write_entry
 from .heads import SimilarityHead
 from .images import image_path
 from .io import atomic_path, cache_root, sha256_json
@@ -111,13 +111,10 @@ def embed_caption_set(bundle: ClipBundle, cs: CaptionSet, image_root: str | os.P
     """Whole-image and caption embeddings, cached by model, weights and the caption set's content."""
     key = sha256_json({"v": 1, "model": bundle.name, "weights": bundle.weights_id, "images": cs.images,
                        "captions": cs.captions})
-    entry = Path(cache_dir or cache_root() / "embeddings") / f"{bundle.name}-{cs.name}-{key[:20]}.pt"
-    if entry.exists():
-        try:
-            d = torch.load(entry, map_location="cpu", weights_only=True)
-            return CaptionEmbeddings(d["image"], d["text"], cs)
-        except Exception:  # noqa: BLE001 - recompute a corrupt entry
-            pass
+    entry = embeddings_dir(cache_dir) / f"{bundle.name}-{cs.name}-{key[:20]}.pt"
+    cached = read_entry(entry)
+    if cached is not None and {"image", "text"} <= cached.keys():
+        return CaptionEmbeddings(cached["image"], cached["text"], cs)
 
     def images():
         for rec in cs.images:
@@ -126,8 +123,7 @@ def embed_caption_set(bundle: ClipBundle, cs: CaptionSet, image_root: str | os.P
 
     img = encode_images(bundle, images(), batch_size, total=len(cs.images), progress=progress, desc=cs.name)
     txt = encode_texts(bundle, cs.captions, progress=progress)
-    with atomic_path(entry) as tmp:
-        torch.save({"image": img, "text": txt}, tmp)
+    write_entry(entry, {"image": img, "text": txt})
     return CaptionEmbeddings(img, txt, cs)
 
 

@@ -108,7 +108,8 @@ def train_head(head: SimilarityHead, train: SplitEmbeddings, val: SplitEmbedding
     head = head.to(device)
     image, text = train.image.to(device), train.text.to(device)
     positive, negatives = train.positive.to(device), train.negatives.to(device)
-    if coarse is not None and cfg.coarse_weight > 0:
+    use_coarse = coarse is not None and cfg.coarse_weight > 0
+    if use_coarse:
         coarse_img, coarse_txt = coarse.image.to(device), coarse.text.to(device)
     opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
@@ -128,22 +129,23 @@ def train_head(head: SimilarityHead, train: SplitEmbeddings, val: SplitEmbedding
     head.train()
     for epoch in bar:
         perm = torch.randperm(len(train), generator=generator).to(device)
-        total, batches = 0.0, 0
+        total, batches = torch.zeros((), device=device), 0  # summed on the device: no sync per step
         for s in range(0, len(perm), cfg.batch_size):
             idx = perm[s:s + cfg.batch_size]
             loss = batch_loss(head, image[idx], text, positive[idx], negatives[idx], cfg)
-            if coarse is not None and cfg.coarse_weight > 0:
+            if use_coarse:
                 pick = torch.randint(len(coarse_img), (len(idx),), generator=generator).to(device)
                 loss = loss + cfg.coarse_weight * clip_loss(
                     head.similarity_matrix(coarse_img[pick], coarse_txt[pick]), cfg.temperature)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total, batches = total + float(loss.detach()), batches + 1
+            total, batches = total + loss.detach(), batches + 1
+        mean_loss = float(total) / max(1, batches)
         acc = validate()
-        rows.append({"epoch": epoch, "train_loss": total / max(1, batches), "val_accuracy": acc,
+        rows.append({"epoch": epoch, "train_loss": mean_loss, "val_accuracy": acc,
                      "seconds": time.perf_counter() - start})
-        bar.set_postfix(loss=f"{total / max(1, batches):.4f}", val_acc=f"{acc:.3f}")
+        bar.set_postfix(loss=f"{mean_loss:.4f}", val_acc=f"{acc:.3f}")
         if acc > best_acc:
             best_acc, best_epoch, stale = acc, epoch, 0
             with atomic_path(checkpoint) as tmp:

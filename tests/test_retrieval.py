@@ -63,3 +63,14 @@ def test_synthetic_caption_set_and_embedding_cache(tiny_clip, tmp_path):
     again = embed_caption_set(tiny_clip, cs, bench.image_root, cache_dir=tmp_path / "e", progress=False)
     assert torch.equal(first.image, again.image) and len(list((tmp_path / "e").glob("*.pt"))) == 1
     assert first.image.shape == (len(cs.images), 64) and first.text.shape == (len(cs.captions), 64)
+
+
+def test_a_corrupt_caption_set_entry_is_recomputed(tiny_clip, tmp_path):
+    bench = synthetic_benchmark(4, seed=5, cache_dir=tmp_path)
+    cs = synthetic_caption_set(bench)
+    first = embed_caption_set(tiny_clip, cs, bench.image_root, cache_dir=tmp_path / "e", progress=False)
+    entry = next((tmp_path / "e").glob("*.pt"))
+    entry.write_bytes(b"garbage")
+    again = embed_caption_set(tiny_clip, cs, bench.image_root, cache_dir=tmp_path / "e", progress=False)
+    assert torch.allclose(again.image, first.image) and torch.allclose(again.text, first.text)
+    assert torch.load(entry, weights_only=True)["image"].shape == first.image.shape  # rewritten, readable
