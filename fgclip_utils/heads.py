@@ -13,6 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .download import download_file
+from .io import cache_root
+
 HEAD_KINDS = ("linear", "linear-image", "linear-text", "mlp", "attention")
 
 
@@ -189,9 +192,6 @@ def load_fgclip_checkpoint(path: str | os.PathLike) -> ProjectionHead:
 
 def download_fgclip_checkpoint(name: str, cache_dir: str | os.PathLike | None = None) -> Path:
     """Fetch one released checkpoint (once) into the cache; a file that does not load is never kept."""
-    from .download import download_file
-    from .io import cache_root
-
     if name not in FGCLIP_CHECKPOINTS:
         raise KeyError(f"unknown FG-CLIP checkpoint {name!r}; expected one of {sorted(FGCLIP_CHECKPOINTS)}")
 

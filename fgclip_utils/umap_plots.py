@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from .style import FULL_WIDTH, mark_profile
+from .style import FULL_WIDTH, PALETTE, mark_profile
 
 
 def value_palette(values) -> dict:
@@ -91,7 +91,7 @@ def plot_separability(table: pd.DataFrame, metric: str = "knn_acc", disclaimer: 
         for i, stage in enumerate(stages):
             vals = sub[sub["stage"] == stage].set_index("attribute").reindex(attrs)
             ax.bar(x + (i - (len(stages) - 1) / 2) * width, 100 * vals[metric], width, label=stage,
-                   color=sns.color_palette("colorblind")[i])
+                   color=PALETTE[i % len(PALETTE)])
         base = sub.groupby("attribute")["majority"].first().reindex(attrs)
         ax.scatter(x, 100 * base, marker="_", s=300, color="black", zorder=5, label="majority class")
         ax.set_xticks(x, attrs, rotation=20)
