@@ -1,29 +1,36 @@
-"""Frozen-CLIP embeddings of a split's object crops and captions, with an on-disk cache.
+"""Frozen-CLIP embeddings of the splits' object crops and captions, with an on-disk cache.
 
-Each image is decoded once for all its boxes; each distinct caption is encoded once. The cache entry is
-keyed by everything that produced it (model, weights, split file content, scale factor, which images were
-available, code version) and written atomically, so a second run with the same inputs loads it and any
-change of input makes a new entry instead of reusing a stale one.
+:func:`embed_splits` extracts several splits in one pass: the crops of all of them go through the crop
+pipeline (:mod:`fgclip_utils.crop_pipeline`) once, so an object shared by several splits is encoded once and
+each image decoded once; every distinct caption of all of them is encoded once
+(:func:`fgclip_utils.encoding.encode_texts`). Crop embeddings stream into a resumable file in the cache
+(:mod:`fgclip_utils.row_store`) while they are computed. Each split then gets its own cache entry, keyed by
+everything that produced it (model, weights, precision, split file content, scale factor, which images were
+available, code version) and written atomically: a second run with the same inputs loads it, and any change
+of input makes a new entry instead of reusing a stale one.
 """
 from __future__ import annotations
 
-import contextlib
 import os
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Mapping, Sequence
 
 import torch
-from PIL import Image
-from tqdm.auto import tqdm
 
 from .clip_models import ClipBundle
+from .crop_pipeline import PipelineStats, iter_crop_embeddings, plan_crops
+from .encoding import encode_texts, resolve_precision
 from .fgovd import Split
-from .images import crop, image_path
+from .images import image_path
 from .io import atomic_path, cache_root, sha256_file, sha256_json
+from .row_store import RowFile
 
-EMBED_VERSION = 1
+EMBED_VERSION = 2
+__all__ = ["SplitEmbeddings", "embed_split", "embed_splits", "encode_texts", "cache_key", "embeddings_dir",
+           "read_entry", "write_entry", "load_cached"]
 
 
 @dataclass
@@ -64,71 +71,11 @@ class SplitEmbeddings:
                 "n_missing_images": self.n_missing_images, "meta": dict(self.meta)}
 
 
-def _autocast(device: torch.device):
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
-    return contextlib.nullcontext()
-
-
-def _batches(items: list, size: int) -> Iterator[list]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
-
-@torch.no_grad()  # not inference_mode: these tensors are later used as training inputs
-def encode_texts(bundle: ClipBundle, texts: list[str], batch_size: int = 256, progress: bool = True
-                 ) -> torch.Tensor:
-    """L2-normalised float32 CPU embeddings of ``texts`` (in order)."""
-    out = []
-    for batch in tqdm(list(_batches(texts, batch_size)), desc="captions", disable=not progress, unit="batch"):
-        tokens = bundle.tokenizer(batch).to(bundle.device)
-        with _autocast(bundle.device):
-            emb = bundle.model.encode_text(tokens)
-        out.append(torch.nn.functional.normalize(emb.float(), dim=-1).cpu())
-    return torch.cat(out) if out else torch.empty(0, bundle.embed_dim)
-
-
-@torch.no_grad()  # not inference_mode: these tensors are later used as training inputs
-def encode_images(bundle: ClipBundle, images: Iterable[Image.Image], batch_size: int = 128, total: int | None = None,
-                  progress: bool = True, desc: str = "crops") -> torch.Tensor:
-    """L2-normalised float32 CPU embeddings of PIL images (in order), preprocessed with the model's transform."""
-    out, pending = [], []
-
-    def flush():
-        pixels = torch.stack(pending).to(bundle.device, non_blocking=True)
-        with _autocast(bundle.device):
-            emb = bundle.model.encode_image(pixels)
-        out.append(torch.nn.functional.normalize(emb.float(), dim=-1).cpu())
-        pending.clear()
-
-    for im in tqdm(images, total=total, desc=desc, disable=not progress, unit="img"):
-        pending.append(bundle.preprocess(im))
-        if len(pending) == batch_size:
-            flush()
-    if pending:
-        flush()
-    return torch.cat(out) if out else torch.empty(0, bundle.embed_dim)
-
-
-def iter_crops(split: Split, image_root: str | os.PathLike, annotation_order: list, scale_factor: float
-               ) -> Iterator[Image.Image]:
-    """Crops of ``annotation_order`` (Annotation objects, grouped by image), decoding each image once."""
-    current_id, current = None, None
-    for ann in annotation_order:
-        if ann.image_id != current_id:
-            if current is not None:
-                current.close()
-            current = Image.open(image_path(image_root, split.images[ann.image_id]))
-            current.load()
-            current_id = ann.image_id
-        yield crop(current, ann.bbox, scale_factor)
-    if current is not None:
-        current.close()
-
-
-def cache_key(bundle: ClipBundle, split: Split, scale_factor: float, available: Iterable[int]) -> str:
+def cache_key(bundle: ClipBundle, split: Split, scale_factor: float, available: Iterable[int],
+              precision: str = "auto") -> str:
     return sha256_json({
         "version": EMBED_VERSION, "model": bundle.name, "weights": bundle.weights_id,
+        "precision": resolve_precision(bundle.device, precision),
         "split_sha256": sha256_file(split.path), "scale_factor": float(scale_factor),
         "available_images": sorted(available),
     })
@@ -166,48 +113,122 @@ def load_cached(path: Path) -> SplitEmbeddings | None:
         return None
 
 
-def embed_split(bundle: ClipBundle, split: Split, image_root: str | os.PathLike, *, scale_factor: float = 1.0,
-                available: Iterable[int] | None = None, cache_dir: str | os.PathLike | None = None,
-                batch_size: int = 128, progress: bool = True) -> SplitEmbeddings:
-    """Embed every annotation of ``split`` whose image is available, reusing the cache when it can.
 
-    ``available`` lists the image ids on disk (e.g. ``fetch_images(...).available``); by default, every
-    image of the split that exists under ``image_root``.
-    """
-    if available is None:
-        available = [i for i, rec in split.images.items() if image_path(image_root, rec).exists()]
-    available = set(available)
-    key = cache_key(bundle, split, scale_factor, available)
-    entry = embeddings_dir(cache_dir) / f"{bundle.name}-{split.name}-{key[:20]}.pt"
-    cached = load_cached(entry)
-    if cached is not None:
-        cached.meta["from_cache"] = True
-        return cached
 
-    kept = [a for a in split.annotations if a.image_id in available]
+def crop_embeddings(bundle: ClipBundle, plan, *, cache_dir: str | os.PathLike | None = None, batch_size: int = 256,
+                    workers: int | None = None, precision: str = "auto", progress: bool = True, desc: str = "crops",
+                    stats: PipelineStats | None = None) -> torch.Tensor:
+    """The (rows, d) embeddings of a :class:`~fgclip_utils.crop_pipeline.CropPlan`, streamed chunk by chunk
+    into ``crops-<key>.npy`` in the cache while they are computed. An interrupted run resumes after the last
+    chunk written; the file is removed once the matrix is returned (the callers cache their own results)."""
+    key = sha256_json({"version": EMBED_VERSION, "model": bundle.name, "weights": bundle.weights_id,
+                       "precision": resolve_precision(bundle.device, precision),
+                       "scale_factor": plan.scale_factor, "crops": plan.keys()})
+    store = RowFile(embeddings_dir(cache_dir) / f"crops-{key[:20]}.npy", len(plan), bundle.embed_dim)
+    with store:
+        for first, emb in iter_crop_embeddings(bundle, plan, batch_size=batch_size, workers=workers,
+                                               precision=precision, skip_rows=store.done, progress=progress,
+                                               desc=desc, stats=stats):
+            store.write(first, emb)
+        matrix = store.read()
+    store.discard()
+    return matrix
+
+
+@dataclass
+class _Layout:
+    """A split's rows (its available annotations, grouped by image) and its distinct captions, sorted."""
+
+    split: Split
+    annotations: list
+    captions: list[str]
+    entry: Path
+    key: str
+
+
+def _layout(split: Split, available: set, entry: Path, key: str) -> _Layout:
     by_image: dict[int, list] = defaultdict(list)
-    for ann in kept:
-        by_image[ann.image_id].append(ann)
+    for ann in split.annotations:
+        if ann.image_id in available:
+            by_image[ann.image_id].append(ann)
     ordered = [a for anns in by_image.values() for a in anns]
-
     captions = sorted({c for a in ordered for c in (a.positive, *a.negatives)})
-    index = {c: i for i, c in enumerate(captions)}
+    return _Layout(split, ordered, captions, entry, key)
+
+
+def _assemble(layout: _Layout, image: torch.Tensor, text: torch.Tensor, meta: dict) -> SplitEmbeddings:
+    index = {c: i for i, c in enumerate(layout.captions)}
+    ordered = layout.annotations
     k = max((len(a.negatives) for a in ordered), default=0)
     negatives = torch.full((len(ordered), k), -1, dtype=torch.long)
     for row, ann in enumerate(ordered):
         negatives[row, :len(ann.negatives)] = torch.tensor([index[c] for c in ann.negatives], dtype=torch.long)
-
-    image_emb = encode_images(bundle, iter_crops(split, image_root, ordered, scale_factor), batch_size,
-                              total=len(ordered), progress=progress, desc=f"crops {split.name}")
-    text_emb = encode_texts(bundle, captions, progress=progress)
-    result = SplitEmbeddings(
-        image=image_emb, text=text_emb, captions=captions,
+    return SplitEmbeddings(
+        image=image, text=text, captions=list(layout.captions),
         positive=torch.tensor([index[a.positive] for a in ordered], dtype=torch.long),
         negatives=negatives, annotation_ids=torch.tensor([a.id for a in ordered], dtype=torch.long),
-        n_missing_images=len(split.annotations) - len(ordered),
-        meta={"model": bundle.name, "weights": bundle.weights_id, "split": split.name,
-              "scale_factor": float(scale_factor), "key": key},
-    )
-    write_entry(entry, result.to_dict())
-    result.meta["from_cache"] = False
-    return result
+        n_missing_images=len(layout.split.annotations) - len(ordered),
+        meta={**meta, "split": layout.split.name, "key": layout.key})
+
+
+def embed_splits(bundle: ClipBundle, splits: Sequence[Split] | Mapping[str, Split], image_root: str | os.PathLike, *,
+                 scale_factor: float = 1.0, available: Mapping[str, Iterable[int]] | None = None,
+                 cache_dir: str | os.PathLike | None = None, batch_size: int = 256, workers: int | None = None,
+                 precision: str = "auto", progress: bool = True, stats: PipelineStats | None = None
+                 ) -> dict[str, SplitEmbeddings]:
+    """Embed every annotation of each split whose image is available, reusing each split's cache entry when
+    it can; the splits not cached are extracted together (shared crops and captions encoded once).
+
+    ``available`` maps a split name to the image ids on disk (e.g. ``fetch_images(...).available``); by
+    default, every image of the split that exists under ``image_root``. ``workers`` are the crop pipeline's
+    DataLoader workers (None: one per core beyond the first, at most 8; 0: none). ``precision`` is
+    ``"auto"`` (bf16 autocast on GPU, fp32 on CPU), ``"fp32"``, ``"bf16"`` or ``"fp16"``.
+    """
+    splits = list(splits.values()) if isinstance(splits, Mapping) else list(splits)
+    results: dict[str, SplitEmbeddings] = {}
+    todo: list[_Layout] = []
+    for split in splits:
+        if available is not None and split.name in available:
+            avail = set(available[split.name])
+        else:
+            avail = {i for i, rec in split.images.items() if image_path(image_root, rec).exists()}
+        key = cache_key(bundle, split, scale_factor, avail, precision)
+        entry = embeddings_dir(cache_dir) / f"{bundle.name}-{split.name}-{key[:20]}.pt"
+        cached = load_cached(entry)
+        if cached is not None:
+            cached.meta["from_cache"] = True
+            results[split.name] = cached
+        else:
+            todo.append(_layout(split, avail, entry, key))
+
+    if todo:
+        def crop_of(layout: _Layout, ann) -> tuple:
+            return image_path(image_root, layout.split.images[ann.image_id]), ann.bbox
+
+        plan = plan_crops([crop_of(lay, a) for lay in todo for a in lay.annotations], scale_factor)
+        names = "+".join(lay.split.name for lay in todo)
+        image = crop_embeddings(bundle, plan, cache_dir=cache_dir, batch_size=batch_size, workers=workers,
+                                precision=precision, progress=progress, desc=f"crops {names}", stats=stats)
+        captions = sorted({c for lay in todo for c in lay.captions})
+        start = time.perf_counter()
+        text = encode_texts(bundle, captions, batch_size=batch_size, progress=progress, precision=precision)
+        if stats is not None:
+            stats.extra.update(captions=len(captions), captions_s=time.perf_counter() - start)
+        caption_row = {c: i for i, c in enumerate(captions)}
+        meta = {"model": bundle.name, "weights": bundle.weights_id, "scale_factor": float(scale_factor),
+                "precision": resolve_precision(bundle.device, precision)}
+        for lay in todo:
+            rows = torch.tensor([plan.row(*crop_of(lay, a)) for a in lay.annotations], dtype=torch.long)
+            result = _assemble(lay, image[rows], text[[caption_row[c] for c in lay.captions]], meta)
+            write_entry(lay.entry, result.to_dict())
+            result.meta["from_cache"] = False
+            results[lay.split.name] = result
+    return {split.name: results[split.name] for split in splits}
+
+
+def embed_split(bundle: ClipBundle, split: Split, image_root: str | os.PathLike, *, scale_factor: float = 1.0,
+                available: Iterable[int] | None = None, **kwargs) -> SplitEmbeddings:
+    """One split's embeddings (see :func:`embed_splits`); ``available`` is the image ids on disk."""
+    avail = None if available is None else {split.name: available}
+    return embed_splits(bundle, [split], image_root, scale_factor=scale_factor, available=avail,
+                        **kwargs)[split.name]

@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from PIL import Image
 
 from .benchmark import Benchmark
 from .clip_models import ClipBundle
 from .download import download_file
-from .embeddings import embeddings_dir, encode_images, encode_texts, read_entry, write_entry
+from .crop_pipeline import plan_crops
+from .embeddings import crop_embeddings, embeddings_dir, read_entry, write_entry
+from .encoding import encode_texts, resolve_precision
 from .heads import SimilarityHead
 from .images import image_path
 from .io import atomic_path, cache_root, sha256_json
@@ -106,23 +107,24 @@ class CaptionEmbeddings:
     caption_set: CaptionSet
 
 
-def embed_caption_set(bundle: ClipBundle, cs: CaptionSet, image_root: str | os.PathLike, batch_size: int = 128,
-                      cache_dir: str | os.PathLike | None = None, progress: bool = True) -> CaptionEmbeddings:
-    """Whole-image and caption embeddings, cached by model, weights and the caption set's content."""
-    key = sha256_json({"v": 1, "model": bundle.name, "weights": bundle.weights_id, "images": cs.images,
-                       "captions": cs.captions})
+def embed_caption_set(bundle: ClipBundle, cs: CaptionSet, image_root: str | os.PathLike, batch_size: int = 256,
+                      cache_dir: str | os.PathLike | None = None, progress: bool = True, workers: int | None = None,
+                      precision: str = "auto") -> CaptionEmbeddings:
+    """Whole-image and caption embeddings, cached by model, weights, precision and the caption set's content;
+    the images go through the crop pipeline (one whole-image "crop" each)."""
+    key = sha256_json({"v": 2, "model": bundle.name, "weights": bundle.weights_id, "images": cs.images,
+                       "captions": cs.captions, "precision": resolve_precision(bundle.device, precision)})
     entry = embeddings_dir(cache_dir) / f"{bundle.name}-{cs.name}-{key[:20]}.pt"
     cached = read_entry(entry)
     if cached is not None and {"image", "text"} <= cached.keys():
         return CaptionEmbeddings(cached["image"], cached["text"], cs)
 
-    def images():
-        for rec in cs.images:
-            with Image.open(image_path(image_root, rec)) as im:
-                yield im.convert("RGB")
-
-    img = encode_images(bundle, images(), batch_size, total=len(cs.images), progress=progress, desc=cs.name)
-    txt = encode_texts(bundle, cs.captions, progress=progress)
+    paths = [image_path(image_root, rec) for rec in cs.images]
+    plan = plan_crops([(p, None) for p in paths])
+    image = crop_embeddings(bundle, plan, cache_dir=cache_dir, batch_size=batch_size, workers=workers,
+                            precision=precision, progress=progress, desc=cs.name)
+    img = image[torch.tensor([plan.row(p, None) for p in paths], dtype=torch.long)]
+    txt = encode_texts(bundle, cs.captions, batch_size=batch_size, progress=progress, precision=precision)
     write_entry(entry, {"image": img, "text": txt})
     return CaptionEmbeddings(img, txt, cs)
 

@@ -10,7 +10,7 @@ import torch
 
 from .benchmark import Benchmark, load_benchmark
 from .clip_models import ClipBundle
-from .embeddings import SplitEmbeddings, embed_split
+from .embeddings import SplitEmbeddings, embed_splits
 from .evaluation import evaluate_split
 from .fgovd import DIFFICULTY_SPLITS
 from .heads import SimilarityHead, build_head
@@ -23,11 +23,14 @@ from .training import CoarsePairs, TrainConfig, TrainResult, merge_embeddings, t
 
 
 def embed_benchmark(bundle: ClipBundle, bench: Benchmark, splits=None, scale_factor: float = 1.0,
-                    batch_size: int = 128, progress: bool = True) -> dict[str, SplitEmbeddings]:
-    """Embeddings of the chosen splits (default: all), each from the cache when it can be."""
-    return {name: embed_split(bundle, bench.splits[name], bench.image_root, scale_factor=scale_factor,
-                              available=bench.available[name], batch_size=batch_size, progress=progress)
-            for name in (splits or bench.splits)}
+                    batch_size: int = 256, progress: bool = True, **kwargs) -> dict[str, SplitEmbeddings]:
+    """Embeddings of the chosen splits (default: all), each from the cache when it can be; the others are
+    extracted together, so their shared objects and captions are encoded once (``kwargs``: ``workers``,
+    ``precision``, see :func:`~fgclip_utils.embeddings.embed_splits`)."""
+    names = list(splits or bench.splits)
+    return embed_splits(bundle, [bench.splits[n] for n in names], bench.image_root, scale_factor=scale_factor,
+                        available={n: bench.available[n] for n in names}, batch_size=batch_size,
+                        progress=progress, **kwargs)
 
 
 def coarse_caption_set(profile: Profile, bench: Benchmark, subset: str = "test") -> tuple[CaptionSet, Path]:

@@ -1,0 +1,86 @@
+"""A float32 matrix written to the cache row block by row block, so a long extraction survives interruption.
+
+:class:`RowFile` is a ``.npy`` file whose header states the final shape up front; rows are appended in order
+and reach the file (the OS page cache) as soon as they are written, so a killed process loses at most the
+block in flight. Opening the same path again resumes after the last complete row; a file whose header does
+not match the expected shape is started afresh. Nothing is kept in memory but the block being written.
+"""
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+_DTYPE = np.dtype("<f4")
+
+
+def _header(rows: int, dim: int) -> bytes:
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": _DTYPE.str, "fortran_order": False, "shape": (rows, dim)})
+    return buf.getvalue()
+
+
+class RowFile:
+    """Append-only (rows, dim) float32 ``.npy`` at ``path``; ``done`` is the number of rows already in it."""
+
+    def __init__(self, path: str | os.PathLike, rows: int, dim: int):
+        self.path, self.rows, self.dim = Path(path), int(rows), int(dim)
+        self.header = _header(self.rows, self.dim)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.done = self._resume()
+        self._fh = open(self.path, "r+b", buffering=0)
+        self._fh.truncate(len(self.header) + self.done * self.dim * _DTYPE.itemsize)  # drop a torn last row
+        self._fh.seek(0, os.SEEK_END)
+
+    def _resume(self) -> int:
+        row_bytes = self.dim * _DTYPE.itemsize
+        if self.path.exists():
+            with open(self.path, "rb") as fh:
+                same = fh.read(len(self.header)) == self.header
+            if same:
+                return min(self.rows, (self.path.stat().st_size - len(self.header)) // row_bytes)
+        with open(self.path, "wb") as fh:
+            fh.write(self.header)
+        return 0
+
+    @property
+    def complete(self) -> bool:
+        return self.done == self.rows
+
+    def write(self, first: int, block: torch.Tensor | np.ndarray) -> None:
+        """Write rows ``first .. first + len(block)``; rows already in the file are skipped, a gap is an error."""
+        if first > self.done:
+            raise ValueError(f"{self.path}: rows must come in order; got row {first} after {self.done} rows")
+        block = np.ascontiguousarray(torch.as_tensor(block).float().numpy(), dtype=_DTYPE)
+        if block.ndim != 2 or block.shape[1] != self.dim:
+            raise ValueError(f"{self.path}: expected blocks of shape (n, {self.dim}), got {block.shape}")
+        block = block[self.done - first:]
+        if self.done + len(block) > self.rows:
+            raise ValueError(f"{self.path}: {self.done + len(block)} rows exceed the declared {self.rows}")
+        self._fh.write(block.tobytes())
+        self.done += len(block)
+
+    def read(self) -> torch.Tensor:
+        """The complete matrix (an error if rows are missing)."""
+        if not self.complete:
+            raise RuntimeError(f"{self.path}: only {self.done} of {self.rows} rows were written")
+        self._fh.flush()
+        return torch.from_numpy(np.load(self.path))
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def discard(self) -> None:
+        """Close and delete the file (once its rows live on in the final cache entries)."""
+        self.close()
+        self.path.unlink(missing_ok=True)
+
+    def __enter__(self) -> "RowFile":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if not self._fh.closed:
+            self.close()

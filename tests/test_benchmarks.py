@@ -1,0 +1,40 @@
+"""The benchmark scripts run end to end on the tiny model and report what they claim to."""
+import importlib.util
+import shutil
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def load(name):
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_extract_on_the_synthetic_benchmark(capsys):
+    out = load("bench_extract").main(["--objects", "12", "--splits", "hard", "color", "--batch-size", "8",
+                                      "--workers", "1", "--device", "cpu"])
+    printed = capsys.readouterr().out
+    assert out["n"] == 24 and out["stats"].crops == 12  # both splits hold the same 12 objects
+    assert out["max_abs_diff_image"] < 1e-5 and out["max_abs_diff_text"] < 1e-5
+    assert out["naive_s"] > 0 and out["ratio"] == pytest.approx(out["naive_s"] / out["ours_s"])
+    assert out["flops"]["image"] > 0 and out["roof_tflops"] > 0
+    for line in ("naive loop:", "pipeline:", "speed-up:", "GFLOP per crop", "device roof:", "where the crop time went"):
+        assert line in printed
+
+
+def test_bench_extract_on_an_image_folder(synth_bench, tmp_path, capsys):
+    _, root = synth_bench
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for path in sorted(Path(root).rglob("*.png"))[:3]:
+        shutil.copy(path, folder / path.name)
+    out = load("bench_extract").main(["--images", str(folder), "--workers", "0", "--device", "cpu"])
+    assert out["n"] == 12 and out["max_abs_diff_image"] < 1e-5
+    assert "12 quadrant crops" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="no images"):
+        load("bench_extract").main(["--images", str(tmp_path / "empty_or_missing")])

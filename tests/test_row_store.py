@@ -1,0 +1,53 @@
+import numpy as np
+import pytest
+import torch
+
+from fgclip_utils.row_store import RowFile
+
+
+def rows(start, stop, dim=3):
+    return torch.arange(start * dim, stop * dim, dtype=torch.float32).reshape(-1, dim)
+
+
+def test_rows_stream_to_a_valid_npy_and_resume_after_interruption(tmp_path):
+    path = tmp_path / "m.npy"
+    with RowFile(path, 10, 3) as store:
+        store.write(0, rows(0, 4))
+    # a later run resumes after the rows already written; repeated rows are skipped
+    store = RowFile(path, 10, 3)
+    assert store.done == 4 and not store.complete
+    store.write(2, rows(2, 7))
+    store.write(7, rows(7, 10))
+    assert store.complete
+    assert torch.equal(store.read(), rows(0, 10))
+    store.close()
+    assert np.load(path).shape == (10, 3)  # a plain .npy
+
+
+def test_a_torn_row_is_dropped_and_a_foreign_file_restarts(tmp_path):
+    path = tmp_path / "m.npy"
+    with RowFile(path, 5, 3) as store:
+        store.write(0, rows(0, 2))
+    with open(path, "ab") as fh:
+        fh.write(b"\x00" * 5)  # killed in the middle of a row
+    with RowFile(path, 5, 3) as store:
+        assert store.done == 2
+        store.write(2, rows(2, 5))
+        assert torch.equal(store.read(), rows(0, 5))
+    with RowFile(path, 6, 3) as store:  # another shape: not this matrix, start afresh
+        assert store.done == 0
+
+
+def test_gaps_wrong_shapes_and_incomplete_reads_are_errors(tmp_path):
+    store = RowFile(tmp_path / "m.npy", 4, 3)
+    with pytest.raises(ValueError, match="rows must come in order"):
+        store.write(1, rows(1, 2))
+    with pytest.raises(ValueError, match=r"shape \(n, 3\)"):
+        store.write(0, torch.zeros(2, 4))
+    with pytest.raises(ValueError, match="exceed the declared 4"):
+        store.write(0, rows(0, 5))
+    store.write(0, rows(0, 2))
+    with pytest.raises(RuntimeError, match="only 2 of 4 rows"):
+        store.read()
+    store.discard()
+    assert not (tmp_path / "m.npy").exists()
