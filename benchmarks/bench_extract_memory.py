@@ -1,9 +1,10 @@
 """Peak host memory of extracting one split, for growing numbers of crops: it must not grow with them.
 
-For each size, a fresh process parses a synthetic split of that many objects, loads the model, records its
-resident memory, runs :func:`fgclip_utils.embeddings.embed_split` into an empty cache and reports the peak
-(VmHWM) and how much the extraction added to it, next to what holding every preprocessed crop at once would
-take. Linux only (reads /proc/self/status).
+For each size, a synthetic benchmark of that many objects is rendered (once; ``--bench-dir`` keeps them for
+the next run), then a fresh process parses its Hard split, loads the model, records its resident memory,
+runs :func:`fgclip_utils.embeddings.embed_split` into an empty cache and reports the peak (VmHWM) and how
+much the extraction added to it, next to what holding every preprocessed crop at once would take. Linux only
+(reads /proc/self/status).
 
     python benchmarks/bench_extract_memory.py --sizes 2000 20000
 """
@@ -38,13 +39,14 @@ def measure(args) -> dict:
     from fgclip_utils.fgovd import load_split
     from fgclip_utils.synth import image_root, make_benchmark
 
-    work = Path(args.work)
-    split = load_split(make_benchmark(work / "bench", n_objects=args.objects, seed=0)["hard"], "hard")
+    bench = Path(args.bench)
+    split = load_split(make_benchmark(bench, n_objects=args.objects, seed=0)["hard"], "hard")  # already there
     bundle = load_clip(args.model, device=args.device)
     base = vm("VmRSS")
     start = time.perf_counter()
-    emb = embed_split(bundle, split, image_root(work / "bench"), cache_dir=work / "cache", batch_size=args.batch_size,
-                      workers=args.workers, progress=False)
+    with tempfile.TemporaryDirectory(prefix="fgclip-mem-") as cache:
+        emb = embed_split(bundle, split, image_root(bench), cache_dir=cache, batch_size=args.batch_size,
+                          workers=args.workers, progress=False)
     wall = time.perf_counter() - start
     size = bundle.model.visual.image_size
     side = size[0] if isinstance(size, (tuple, list)) else size
@@ -52,7 +54,8 @@ def measure(args) -> dict:
             "worker_peak_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
             "all_pixels_mib": len(emb) * 3 * side * side * 4 / 2 ** 20,
             "batch_mib": args.batch_size * 3 * side * side * 4 / 2 ** 20,
-            "result_mib": emb.image.numel() * 4 / 2 ** 20, "threads": torch.get_num_threads()}
+            "result_mib": (emb.image.numel() + emb.text.numel()) * 4 / 2 ** 20, "captions": len(emb.captions),
+            "threads": torch.get_num_threads()}
 
 
 def main(argv=None) -> list[dict]:
@@ -62,27 +65,33 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--device", default="cpu")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--bench-dir", type=Path, default=None,
+                   help="keep the rendered benchmarks here (default: a temporary folder)")
     p.add_argument("--objects", type=int, help=argparse.SUPPRESS)  # set for the child process
-    p.add_argument("--work", help=argparse.SUPPRESS)
+    p.add_argument("--bench", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.objects is not None:
         print(json.dumps(measure(args)))
         return []
+    from fgclip_utils.synth import make_benchmark
+
     rows = []
-    for n in args.sizes:
-        with tempfile.TemporaryDirectory(prefix="fgclip-mem-") as work:
-            cmd = [sys.executable, __file__, "--objects", str(n), "--work", work, "--model", args.model,
+    with tempfile.TemporaryDirectory(prefix="fgclip-mem-") as tmp:
+        for n in args.sizes:
+            bench = (args.bench_dir or Path(tmp)) / f"synth-{n}"
+            make_benchmark(bench, n_objects=n, seed=0)
+            cmd = [sys.executable, __file__, "--objects", str(n), "--bench", str(bench), "--model", args.model,
                    "--device", args.device, "--batch-size", str(args.batch_size)]
             if args.workers is not None:
                 cmd += ["--workers", str(args.workers)]
             out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
             rows.append(json.loads(out.strip().splitlines()[-1]))
-        r = rows[-1]
-        print(f"{r['crops']:6d} crops in {r['seconds']:6.1f} s: resident {r['baseline_mib']:7.1f} MiB before, "
-              f"peak {r['peak_mib']:7.1f} MiB (+{r['peak_mib'] - r['baseline_mib']:6.1f}); largest worker "
-              f"{r['worker_peak_mib']:6.1f} MiB; one batch of pixels {r['batch_mib']:.1f} MiB, the result "
-              f"{r['result_mib']:.1f} MiB, every preprocessed crop at once would be {r['all_pixels_mib']:.0f} MiB",
-              flush=True)
+            r = rows[-1]
+            print(f"{r['crops']:6d} crops, {r['captions']:6d} distinct captions in {r['seconds']:6.1f} s: resident "
+                  f"{r['baseline_mib']:7.1f} MiB before, peak {r['peak_mib']:7.1f} MiB "
+                  f"(+{r['peak_mib'] - r['baseline_mib']:6.1f}); largest worker {r['worker_peak_mib']:6.1f} MiB; "
+                  f"one batch of pixels {r['batch_mib']:.1f} MiB, the result {r['result_mib']:.1f} MiB, every "
+                  f"preprocessed crop at once would be {r['all_pixels_mib']:.0f} MiB", flush=True)
     return rows
 
 

@@ -219,7 +219,9 @@ def embed_splits(bundle: ClipBundle, splits: Sequence[Split] | Mapping[str, Spli
                 "precision": resolve_precision(bundle.device, precision)}
         for lay in todo:
             rows = torch.tensor([plan.row(*crop_of(lay, a)) for a in lay.annotations], dtype=torch.long)
-            result = _assemble(lay, image[rows], text[[caption_row[c] for c in lay.captions]], meta)
+            own_image = image if torch.equal(rows, torch.arange(len(image))) else image[rows]
+            own_text = text if lay.captions == captions else text[[caption_row[c] for c in lay.captions]]
+            result = _assemble(lay, own_image, own_text, meta)
             write_entry(lay.entry, result.to_dict())
             result.meta["from_cache"] = False
             results[lay.split.name] = result

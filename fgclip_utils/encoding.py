@@ -102,22 +102,26 @@ def _batches(n: int, size: int) -> Iterator[slice]:
 @torch.no_grad()  # not inference_mode: these tensors are later used as training inputs
 def encode_texts(bundle: ClipBundle, texts: list[str], batch_size: int = 256, progress: bool = True,
                  precision: str = "auto") -> torch.Tensor:
-    """L2-normalised float32 CPU embeddings of ``texts``, in order, each distinct text encoded once."""
+    """L2-normalised float32 CPU embeddings of ``texts``, in order, each distinct text encoded once.
+
+    Texts are batched by length (characters, a proxy for tokens) and tokenized batch by batch, so the
+    memory beyond the result is one batch of tokens.
+    """
     distinct = sorted(set(texts))
     out = torch.empty(len(distinct), bundle.embed_dim)
-    if distinct:
-        tokens = bundle.tokenizer(distinct)
-        order = torch.argsort(tokens.argmax(dim=-1), stable=True)  # by length: little padding per batch
-        bar = tqdm(total=len(distinct), desc="captions", disable=not progress, unit="caption")
-        for part in _batches(len(distinct), batch_size):
+    order = sorted(range(len(distinct)), key=lambda i: len(distinct[i]))
+    with tqdm(total=len(distinct), desc="captions", disable=not progress, unit="caption") as bar:
+        for part in _batches(len(order), batch_size):
             rows = order[part]
+            tokens = bundle.tokenizer([distinct[i] for i in rows]).to(bundle.device, non_blocking=True)
             with autocast(bundle.device, precision, bundle.model):
-                emb = encode_tokens(bundle.model, tokens[rows].to(bundle.device, non_blocking=True))
+                emb = encode_tokens(bundle.model, tokens)
             out[rows] = F.normalize(emb.float(), dim=-1).cpu()
             bar.update(len(rows))
-        bar.close()
+    if texts == distinct:
+        return out
     index = {t: i for i, t in enumerate(distinct)}
-    return out[torch.tensor([index[t] for t in texts], dtype=torch.long)] if texts else out
+    return out[torch.tensor([index[t] for t in texts], dtype=torch.long)]
 
 
 @torch.no_grad()

@@ -38,3 +38,10 @@ def test_bench_extract_on_an_image_folder(synth_bench, tmp_path, capsys):
     assert "12 quadrant crops" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="no images"):
         load("bench_extract").main(["--images", str(tmp_path / "empty_or_missing")])
+
+
+def test_bench_extract_memory_measures_a_fresh_process(tmp_path, capsys):
+    rows = load("bench_extract_memory").main(["--sizes", "16", "--bench-dir", str(tmp_path), "--workers", "1"])
+    assert len(rows) == 1 and rows[0]["crops"] == 16
+    assert rows[0]["peak_mib"] >= rows[0]["baseline_mib"] > 0 and rows[0]["worker_peak_mib"] > 0
+    assert "16 crops" in capsys.readouterr().out and (tmp_path / "synth-16" / "manifest.json").exists()
