@@ -190,9 +190,10 @@ def iter_crop_embeddings(bundle: ClipBundle, plan: CropPlan, *, batch_size: int 
     if not todo:
         return
     on_gpu = bundle.device.type == "cuda"
+    workers = min(workers, len(todo) - 1)  # a single chunk has nothing to overlap with: no worker to start
     loader = DataLoader(torch.utils.data.Subset(dataset, todo), batch_size=None, collate_fn=_collate,
-                        num_workers=min(workers, len(todo)), pin_memory=on_gpu,
-                        persistent_workers=False, prefetch_factor=2 if workers else None)
+                        num_workers=workers, pin_memory=on_gpu, persistent_workers=False,
+                        prefetch_factor=2 if workers else None)
     done_rows = sum(len(plan.images[j].boxes) for i in todo for j in dataset.chunks[i])
     bar = tqdm(total=done_rows, desc=desc, disable=not progress, unit="crop")
     start = time.perf_counter()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,7 @@ from .encoding import encode_texts, resolve_precision
 from .fgovd import Split
 from .images import image_path
 from .io import atomic_path, cache_root, sha256_file, sha256_json
-from .row_store import RowFile
+from .row_store import RowFile, RowFileBusy
 
 EMBED_VERSION = 2
 __all__ = ["SplitEmbeddings", "embed_split", "embed_splits", "encode_texts", "cache_key", "embeddings_dir",
@@ -115,16 +116,28 @@ def load_cached(path: Path) -> SplitEmbeddings | None:
 
 
 
+def crop_stream_path(bundle: ClipBundle, plan, cache_dir: str | os.PathLike | None = None, precision: str = "auto"
+                     ) -> Path:
+    """The file :func:`crop_embeddings` streams ``plan``'s embeddings into, named by all that produces them."""
+    key = sha256_json({"version": EMBED_VERSION, "model": bundle.name, "weights": bundle.weights_id,
+                       "precision": resolve_precision(bundle.device, precision),
+                       "scale_factor": plan.scale_factor, "crops": plan.keys()})
+    return embeddings_dir(cache_dir) / f"crops-{key[:20]}.npy"
+
+
 def crop_embeddings(bundle: ClipBundle, plan, *, cache_dir: str | os.PathLike | None = None, batch_size: int = 256,
                     workers: int | None = None, precision: str = "auto", progress: bool = True, desc: str = "crops",
                     stats: PipelineStats | None = None) -> torch.Tensor:
     """The (rows, d) embeddings of a :class:`~fgclip_utils.crop_pipeline.CropPlan`, streamed chunk by chunk
     into ``crops-<key>.npy`` in the cache while they are computed. An interrupted run resumes after the last
-    chunk written; the file is removed once the matrix is returned (the callers cache their own results)."""
-    key = sha256_json({"version": EMBED_VERSION, "model": bundle.name, "weights": bundle.weights_id,
-                       "precision": resolve_precision(bundle.device, precision),
-                       "scale_factor": plan.scale_factor, "crops": plan.keys()})
-    store = RowFile(embeddings_dir(cache_dir) / f"crops-{key[:20]}.npy", len(plan), bundle.embed_dim)
+    chunk written; the file is removed once the matrix is returned (the callers cache their own results). If
+    another process is writing the same file, this one streams into a file of its own."""
+    path = crop_stream_path(bundle, plan, cache_dir, precision)
+    try:
+        store = RowFile(path, len(plan), bundle.embed_dim)
+    except RowFileBusy:  # the same extraction is running in another process: work apart, no resuming
+        store = RowFile(path.with_name(f"{path.stem}-{os.getpid()}-{uuid.uuid4().hex[:8]}.npy"), len(plan),
+                        bundle.embed_dim)
     with store:
         for first, emb in iter_crop_embeddings(bundle, plan, batch_size=batch_size, workers=workers,
                                                precision=precision, skip_rows=store.done, progress=progress,

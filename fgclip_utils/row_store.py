@@ -11,6 +11,11 @@ import io
 import os
 from pathlib import Path
 
+try:
+    import fcntl
+except ImportError:  # Windows: no locking
+    fcntl = None
+
 import numpy as np
 import torch
 
@@ -23,6 +28,10 @@ def _header(rows: int, dim: int) -> bytes:
     return buf.getvalue()
 
 
+class RowFileBusy(RuntimeError):
+    """Another process is writing this row file."""
+
+
 class RowFile:
     """Append-only (rows, dim) float32 ``.npy`` at ``path``; ``done`` is the number of rows already in it."""
 
@@ -30,21 +39,22 @@ class RowFile:
         self.path, self.rows, self.dim = Path(path), int(rows), int(dim)
         self.header = _header(self.rows, self.dim)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.done = self._resume()
-        self._fh = open(self.path, "r+b", buffering=0)
-        self._fh.truncate(len(self.header) + self.done * self.dim * _DTYPE.itemsize)  # drop a torn last row
-        self._fh.seek(0, os.SEEK_END)
-
-    def _resume(self) -> int:
+        self._fh = open(self.path, "a+b", buffering=0)  # created if missing, never truncated on open
+        if fcntl is not None:
+            try:
+                fcntl.lockf(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                self._fh.close()
+                raise RowFileBusy(f"{self.path} is being written by another process") from None
         row_bytes = self.dim * _DTYPE.itemsize
-        if self.path.exists():
-            with open(self.path, "rb") as fh:
-                same = fh.read(len(self.header)) == self.header
-            if same:
-                return min(self.rows, (self.path.stat().st_size - len(self.header)) // row_bytes)
-        with open(self.path, "wb") as fh:
-            fh.write(self.header)
-        return 0
+        self._fh.seek(0)
+        if self._fh.read(len(self.header)) == self.header:
+            self.done = min(self.rows, (os.fstat(self._fh.fileno()).st_size - len(self.header)) // row_bytes)
+        else:  # absent, empty or another matrix: start afresh
+            self.done = 0
+            self._fh.truncate(0)
+            self._fh.write(self.header)
+        self._fh.truncate(len(self.header) + self.done * row_bytes)  # drop a torn last row
 
     @property
     def complete(self) -> bool:
@@ -67,16 +77,16 @@ class RowFile:
         """The complete matrix (an error if rows are missing)."""
         if not self.complete:
             raise RuntimeError(f"{self.path}: only {self.done} of {self.rows} rows were written")
-        self._fh.flush()
-        return torch.from_numpy(np.load(self.path))
+        self._fh.seek(0)  # through this handle: closing a second one would drop the process's lock
+        return torch.from_numpy(np.load(self._fh))
 
     def close(self) -> None:
         self._fh.close()
 
     def discard(self) -> None:
-        """Close and delete the file (once its rows live on in the final cache entries)."""
-        self.close()
+        """Delete the file and close it (once its rows live on in the final cache entries)."""
         self.path.unlink(missing_ok=True)
+        self.close()
 
     def __enter__(self) -> "RowFile":
         return self

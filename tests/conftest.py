@@ -1,8 +1,11 @@
 """Shared fixtures: an isolated cache, a real HTTP server on 127.0.0.1, a small synthetic benchmark."""
 from __future__ import annotations
 
+import contextlib
 import http.server
 import os
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -113,3 +116,17 @@ def tiny_clip():
     from fgclip_utils.clip_models import load_clip
 
     return load_clip("fgclip-tiny", device="cpu", seed=0)
+
+
+@contextlib.contextmanager
+def row_file_held_by_another_process(path, rows: int, dim: int):
+    """Open ``RowFile(path, rows, dim)`` in a child process (which holds its lock) until the block ends."""
+    code = ("import sys; from fgclip_utils.row_store import RowFile; "
+            f"f = RowFile({str(path)!r}, {rows}, {dim}); print('open', flush=True); sys.stdin.read()")
+    child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "open"
+        yield
+    finally:
+        child.stdin.close()
+        child.wait(timeout=30)

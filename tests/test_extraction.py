@@ -7,12 +7,13 @@ import torch
 
 from fgclip_utils.crop_pipeline import (CropChunks, PipelineStats, chunk_images, encode_crops, iter_crop_embeddings,
                                         plan_crops)
-from fgclip_utils.embeddings import crop_embeddings, embed_split, embed_splits
+from fgclip_utils.embeddings import crop_embeddings, crop_stream_path, embed_split, embed_splits
 from fgclip_utils.evaluation import evaluate_split
 from fgclip_utils.fgovd import SPLITS, load_split
 from fgclip_utils.images import image_path
 from fgclip_utils.metrics import rank_positive
 from fgclip_utils.naive_extraction import naive_embed_split
+from fgclip_utils.row_store import RowFile
 
 # fp32 on CPU: batching and the trimmed caption length only reorder float sums
 TOLERANCE = 1e-5
@@ -129,3 +130,20 @@ def test_precision_is_part_of_the_cache_key_and_bf16_stays_close(tiny_clip, synt
     assert not bf16.meta["from_cache"] and bf16.meta["precision"] == "bf16" and fp32.meta["precision"] == "fp32"
     assert len(list(tmp_path.glob("*.pt"))) == 2
     assert (fp32.image * bf16.image).sum(-1).min() > 0.99 and (fp32.text * bf16.text).sum(-1).min() > 0.99
+
+
+def test_a_concurrent_extraction_of_the_same_crops_works_apart(tiny_clip, synth_bench, splits, tmp_path):
+    from conftest import row_file_held_by_another_process
+
+    _, root = synth_bench
+    plan = plan_crops([(image_path(root, splits[0].images[a.image_id]), a.bbox) for a in splits[0].annotations])
+    reference = encode_crops(tiny_clip, plan, workers=0, progress=False)
+    shared = crop_stream_path(tiny_clip, plan, tmp_path)
+    with RowFile(shared, len(plan), 64) as half_done:
+        half_done.write(0, torch.zeros(3, 64))  # rows another process has written so far
+    with row_file_held_by_another_process(shared, len(plan), 64):  # ... and it is still at work
+        before = shared.read_bytes()
+        got = crop_embeddings(tiny_clip, plan, cache_dir=tmp_path, workers=0, progress=False)
+        assert shared.read_bytes() == before  # neither read as a resume nor written to
+    assert torch.allclose(got, reference, atol=TOLERANCE)  # the zeros were not taken
+    assert list(tmp_path.glob("crops-*.npy")) == [shared]  # its own file is gone

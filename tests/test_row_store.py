@@ -51,3 +51,17 @@ def test_gaps_wrong_shapes_and_incomplete_reads_are_errors(tmp_path):
         store.read()
     store.discard()
     assert not (tmp_path / "m.npy").exists()
+
+
+def test_a_second_writer_is_refused_until_the_first_closes(tmp_path):
+    from conftest import row_file_held_by_another_process
+
+    from fgclip_utils.row_store import RowFileBusy
+
+    with RowFile(tmp_path / "m.npy", 4, 3) as first:
+        first.write(0, rows(0, 1))
+    with row_file_held_by_another_process(tmp_path / "m.npy", 4, 3):
+        with pytest.raises(RowFileBusy, match="being written by another process"):
+            RowFile(tmp_path / "m.npy", 4, 3)
+    with RowFile(tmp_path / "m.npy", 4, 3) as second:
+        assert second.done == 1
