@@ -190,8 +190,10 @@ def main(argv=None) -> dict:
     else:
         print("device peak:   no datasheet figure for this device; see the measured roof above")
     print(f"where the crop time went ({timed.crops} crops, {timed.chunks} batches, wall {timed.wall:.2f} s): "
-          f"decode {timed.decode:.2f} s + preprocess {timed.preprocess:.2f} s in {workers} workers "
-          f"(overlapping the model), main process waiting for batches {timed.wait:.2f} s, "
+          f"decode {timed.decode:.2f} s + preprocess {timed.preprocess:.2f} s "
+          + (f"in {timed.workers} workers (overlapping the model)" if timed.workers else
+             "in the main process (one batch: no workers started)")
+          + f", main process waiting for batches {timed.wait:.2f} s, "
           f"host-to-device {timed.transfer:.2f} s, model {timed.model:.2f} s")
     return {**run, "ratio": ratio, "flops": flops, "crop_tflops": crop_tflops, "roof_tflops": roof,
             "peak": peak, "stats": stats, "timed": timed}

@@ -152,6 +152,7 @@ class PipelineStats:
 
     crops: int = 0
     chunks: int = 0
+    workers: int = 0  # DataLoader workers the last run started (0: loaded in the main process)
     wall: float = 0.0
     decode: float = 0.0
     preprocess: float = 0.0
@@ -191,6 +192,7 @@ def iter_crop_embeddings(bundle: ClipBundle, plan: CropPlan, *, batch_size: int 
         return
     on_gpu = bundle.device.type == "cuda"
     workers = min(workers, len(todo) - 1)  # a single chunk has nothing to overlap with: no worker to start
+    stats.workers = workers
     loader = DataLoader(torch.utils.data.Subset(dataset, todo), batch_size=None, collate_fn=_collate,
                         num_workers=workers, pin_memory=on_gpu, persistent_workers=False,
                         prefetch_factor=2 if workers else None)
