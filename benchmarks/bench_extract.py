@@ -30,8 +30,8 @@ from fgclip_utils.crop_pipeline import PipelineStats, default_workers, encode_cr
 from fgclip_utils.embeddings import embed_splits
 from fgclip_utils.encoding import PRECISIONS, encode_pixels, encode_texts, resolve_precision
 from fgclip_utils.fgovd import SPLITS, load_split
-from fgclip_utils.images import crop, image_path
-from fgclip_utils.naive_extraction import naive_embed_split
+from fgclip_utils.images import image_path
+from fgclip_utils.naive_extraction import naive_crop_embedding, naive_embed_split
 from fgclip_utils.synth import image_root, make_benchmark
 from fgclip_utils.throughput import forward_flops, matmul_tflops, nominal_peak_tflops
 
@@ -88,7 +88,9 @@ def synthetic_run(bundle, args, work: Path, stats: PipelineStats) -> dict:
             d_text = max(d_text, float((got.text[cand[i][cand[i] >= 0]] - ref.candidates[j]).abs().max()))
     print(f"distinct: {stats.crops} crops in {len({a.image_id for s in splits for a in s.annotations})} images, "
           f"{stats.extra['captions']} captions")
-    return {"n": n, "naive_s": t_naive, "ours_s": t_ours, "max_abs_diff_image": d_image, "max_abs_diff_text": d_text}
+    crops = [(image_path(root, s.images[a.image_id]), a.bbox) for s in splits for a in s.annotations]
+    return {"n": n, "naive_s": t_naive, "ours_s": t_ours, "max_abs_diff_image": d_image, "max_abs_diff_text": d_text,
+            "crops": crops}
 
 
 def folder_run(bundle, args, work: Path, stats: PipelineStats) -> dict:
@@ -105,13 +107,7 @@ def folder_run(bundle, args, work: Path, stats: PipelineStats) -> dict:
     print(f"workload: {len(files)} images of {args.images}, {len(crops)} quadrant crops, no captions")
 
     start = time.perf_counter()
-    ref = []
-    with torch.no_grad():
-        for path, box in crops:
-            with Image.open(path) as im:
-                pixels = bundle.preprocess(crop(im, box))
-            ref.append(torch.nn.functional.normalize(bundle.model.encode_image(pixels[None].to(bundle.device)).float(),
-                                                     dim=-1).cpu())
+    ref = [naive_crop_embedding(bundle, path, box) for path, box in crops]
     t_naive = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -123,15 +119,11 @@ def folder_run(bundle, args, work: Path, stats: PipelineStats) -> dict:
     d_image = float((got[rows] - torch.cat(ref)).abs().max())
     stats.extra.update(captions=0, captions_s=0.0)
     return {"n": len(crops), "naive_s": t_naive, "ours_s": t_ours, "max_abs_diff_image": d_image,
-            "max_abs_diff_text": 0.0}
+            "max_abs_diff_text": 0.0, "crops": crops}
 
 
-def breakdown(bundle, args, work: Path) -> PipelineStats:
+def breakdown(bundle, args, crops: list) -> PipelineStats:
     """A second, synchronised pass over the workload's crops to separate transfer from model time (GPU)."""
-    paths = make_benchmark(work / "bench", n_objects=args.objects, seed=args.seed)
-    root = image_root(work / "bench")
-    crops = [(image_path(root, s.images[a.image_id]), a.bbox)
-             for s in (load_split(paths[n], n) for n in args.splits) for a in s.annotations]
     stats = PipelineStats()
     for _ in iter_crop_embeddings(bundle, plan_crops(crops), batch_size=args.batch_size, workers=args.workers,
                                   precision=args.precision, progress=False, stats=stats, timed=True):
@@ -151,10 +143,8 @@ def main(argv=None) -> dict:
           f"{workers} workers; naive: fp32, one crop at a time; torch {torch.__version__}")
 
     # warm both paths up (first-call allocations, kernel selection) outside the timings
-    size = bundle.model.visual.image_size
-    size = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
-    encode_pixels(bundle, torch.zeros(2, 3, *size), precision)
-    encode_pixels(bundle, torch.zeros(2, 3, *size), "fp32")
+    encode_pixels(bundle, torch.zeros(2, 3, *bundle.image_size), precision)
+    encode_pixels(bundle, torch.zeros(2, 3, *bundle.image_size), "fp32")
     encode_texts(bundle, ["a warm-up caption"], progress=False, precision=precision)
     with torch.no_grad():
         bundle.model.encode_text(bundle.tokenizer(["a warm-up caption"]).to(device))
@@ -162,7 +152,7 @@ def main(argv=None) -> dict:
     stats = PipelineStats()
     with tempfile.TemporaryDirectory(prefix="fgclip-bench-") as tmp:
         run = (folder_run if args.images else synthetic_run)(bundle, args, Path(tmp), stats)
-        timed = breakdown(bundle, args, Path(tmp)) if device.type == "cuda" and not args.images else stats
+        timed = breakdown(bundle, args, run["crops"]) if device.type == "cuda" else stats
 
     n = run["n"]
     ratio = run["naive_s"] / run["ours_s"]

@@ -48,12 +48,11 @@ def measure(args) -> dict:
         emb = embed_split(bundle, split, image_root(bench), cache_dir=cache, batch_size=args.batch_size,
                           workers=args.workers, progress=False)
     wall = time.perf_counter() - start
-    size = bundle.model.visual.image_size
-    side = size[0] if isinstance(size, (tuple, list)) else size
+    height, width = bundle.image_size
     return {"crops": len(emb), "seconds": wall, "baseline_mib": base, "peak_mib": vm("VmHWM"),
             "worker_peak_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
-            "all_pixels_mib": len(emb) * 3 * side * side * 4 / 2 ** 20,
-            "batch_mib": args.batch_size * 3 * side * side * 4 / 2 ** 20,
+            "all_pixels_mib": len(emb) * 3 * height * width * 4 / 2 ** 20,
+            "batch_mib": args.batch_size * 3 * height * width * 4 / 2 ** 20,
             "result_mib": (emb.image.numel() + emb.text.numel()) * 4 / 2 ** 20, "captions": len(emb.captions),
             "threads": torch.get_num_threads()}
 

@@ -12,6 +12,7 @@ import time
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from fgclip_utils.clip_models import synchronize
 from fgclip_utils.embeddings import SplitEmbeddings
 from fgclip_utils.heads import HEAD_KINDS, build_head
 from fgclip_utils.training import TrainConfig, batch_loss, train_head
@@ -39,18 +40,13 @@ class PerSample(Dataset):
         return self.emb.image[i], self.emb.positive[i], self.emb.negatives[i]
 
 
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
 def naive_epochs(emb, kind, cfg, device, epochs, workers) -> float:
     head = build_head(kind, emb.image.shape[1], seed=0).to(device).train()
     opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     text = emb.text.to(device)
     loader = DataLoader(PerSample(emb), batch_size=cfg.batch_size, shuffle=True, num_workers=workers,
                         pin_memory=device.type == "cuda")
-    sync(device)
+    synchronize(device)
     start = time.perf_counter()
     for _ in range(epochs):
         for img, pos, neg in loader:
@@ -58,7 +54,7 @@ def naive_epochs(emb, kind, cfg, device, epochs, workers) -> float:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-    sync(device)
+    synchronize(device)
     return time.perf_counter() - start
 
 

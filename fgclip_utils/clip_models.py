@@ -34,6 +34,12 @@ class ClipBundle:
     embed_dim: int
 
     @property
+    def image_size(self) -> tuple[int, int]:
+        """(height, width) of the pixels the image tower takes."""
+        size = self.model.visual.image_size
+        return tuple(size) if isinstance(size, (tuple, list)) else (size, size)
+
+    @property
     def label(self) -> str:
         tag = self.pretrained if self.pretrained and not os.path.isfile(self.pretrained) else \
             (Path(self.pretrained).name if self.pretrained else "random-init")
@@ -42,6 +48,13 @@ class ClipBundle:
 
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def synchronize(device: str | torch.device) -> None:
+    """Wait for the work queued on ``device`` (a GPU) to finish, so host timings measure it; no-op on CPU."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def _weights_id(pretrained: str | None, seed: int) -> str:

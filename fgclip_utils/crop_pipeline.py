@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import time
+from itertools import accumulate
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Sequence
 
@@ -20,7 +21,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from .clip_models import ClipBundle
+from .clip_models import ClipBundle, synchronize
 from .encoding import encode_pixels
 from .images import crop
 
@@ -107,11 +108,8 @@ class CropChunks(Dataset):
         self.plan = plan
         self.preprocess = preprocess
         self.chunks = chunk_images(plan, batch_size)
-        starts, row = [], 0
-        for chunk in self.chunks:
-            starts.append(row)
-            row += sum(len(plan.images[i].boxes) for i in chunk)
-        self.starts = starts
+        self.sizes = [sum(len(plan.images[i].boxes) for i in chunk) for chunk in self.chunks]  # crops per chunk
+        self.starts = list(accumulate(self.sizes, initial=0))[:-1]  # first row of each chunk
 
     def __len__(self) -> int:
         return len(self.chunks)
@@ -161,15 +159,6 @@ class PipelineStats:
     model: float = 0.0
     extra: dict = field(default_factory=dict)
 
-    @property
-    def crops_per_s(self) -> float:
-        return self.crops / self.wall if self.wall else float("nan")
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
 
 def iter_crop_embeddings(bundle: ClipBundle, plan: CropPlan, *, batch_size: int = 256, workers: int | None = None,
                          precision: str = "auto", skip_rows: int = 0, progress: bool = True, desc: str = "crops",
@@ -187,8 +176,7 @@ def iter_crop_embeddings(bundle: ClipBundle, plan: CropPlan, *, batch_size: int 
     workers = default_workers() if workers is None else workers
     stats = stats if stats is not None else PipelineStats()
     dataset = CropChunks(plan, bundle.preprocess, batch_size)
-    todo = [i for i, start in enumerate(dataset.starts)
-            if start + sum(len(plan.images[j].boxes) for j in dataset.chunks[i]) > skip_rows]
+    todo = [i for i, (start, size) in enumerate(zip(dataset.starts, dataset.sizes)) if start + size > skip_rows]
     if not todo:
         return
     on_gpu = bundle.device.type == "cuda"
@@ -197,8 +185,7 @@ def iter_crop_embeddings(bundle: ClipBundle, plan: CropPlan, *, batch_size: int 
     loader = DataLoader(torch.utils.data.Subset(dataset, todo), batch_size=None, collate_fn=_collate,
                         num_workers=workers, pin_memory=on_gpu, persistent_workers=False,
                         prefetch_factor=2 if workers else None)
-    done_rows = sum(len(plan.images[j].boxes) for i in todo for j in dataset.chunks[i])
-    bar = tqdm(total=done_rows, desc=desc, disable=not progress, unit="crop")
+    bar = tqdm(total=sum(dataset.sizes[i] for i in todo), desc=desc, disable=not progress, unit="crop")
     start = time.perf_counter()
     t_wait = time.perf_counter()
     pending = None  # the previous batch, still on the device: its copy back waits until the next is queued
@@ -220,13 +207,13 @@ def iter_crop_embeddings(bundle: ClipBundle, plan: CropPlan, *, batch_size: int 
             stats.preprocess += times.preprocess
             if timed:
                 pixels = pixels.to(bundle.device, non_blocking=True)
-                _sync(bundle.device)
+                synchronize(bundle.device)
                 t1 = time.perf_counter()
                 stats.transfer += t1 - t0
                 t0 = t1
             emb = encode_pixels(bundle, pixels, precision)  # asynchronous on a GPU
             if timed:
-                _sync(bundle.device)
+                synchronize(bundle.device)
             stats.model += time.perf_counter() - t0
             if pending is not None:
                 yield finish(*pending)

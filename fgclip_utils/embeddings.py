@@ -22,7 +22,7 @@ from typing import Iterable, Mapping, Sequence
 import torch
 
 from .clip_models import ClipBundle
-from .crop_pipeline import PipelineStats, iter_crop_embeddings, plan_crops
+from .crop_pipeline import CropPlan, PipelineStats, iter_crop_embeddings, plan_crops
 from .encoding import encode_texts, resolve_precision
 from .fgovd import Split
 from .images import image_path
@@ -72,11 +72,16 @@ class SplitEmbeddings:
                 "n_missing_images": self.n_missing_images, "meta": dict(self.meta)}
 
 
+def encoder_identity(bundle: ClipBundle, precision: str = "auto") -> dict:
+    """What, of the encoder, makes its embeddings what they are: part of every embedding cache key and meta."""
+    return {"model": bundle.name, "weights": bundle.weights_id,
+            "precision": resolve_precision(bundle.device, precision)}
+
+
 def cache_key(bundle: ClipBundle, split: Split, scale_factor: float, available: Iterable[int],
               precision: str = "auto") -> str:
     return sha256_json({
-        "version": EMBED_VERSION, "model": bundle.name, "weights": bundle.weights_id,
-        "precision": resolve_precision(bundle.device, precision),
+        "version": EMBED_VERSION, **encoder_identity(bundle, precision),
         "split_sha256": sha256_file(split.path), "scale_factor": float(scale_factor),
         "available_images": sorted(available),
     })
@@ -114,18 +119,15 @@ def load_cached(path: Path) -> SplitEmbeddings | None:
         return None
 
 
-
-
-def crop_stream_path(bundle: ClipBundle, plan, cache_dir: str | os.PathLike | None = None, precision: str = "auto"
+def crop_stream_path(bundle: ClipBundle, plan: CropPlan, cache_dir: str | os.PathLike | None = None, precision: str = "auto"
                      ) -> Path:
     """The file :func:`crop_embeddings` streams ``plan``'s embeddings into, named by all that produces them."""
-    key = sha256_json({"version": EMBED_VERSION, "model": bundle.name, "weights": bundle.weights_id,
-                       "precision": resolve_precision(bundle.device, precision),
+    key = sha256_json({"version": EMBED_VERSION, **encoder_identity(bundle, precision),
                        "scale_factor": plan.scale_factor, "crops": plan.keys()})
     return embeddings_dir(cache_dir) / f"crops-{key[:20]}.npy"
 
 
-def crop_embeddings(bundle: ClipBundle, plan, *, cache_dir: str | os.PathLike | None = None, batch_size: int = 256,
+def crop_embeddings(bundle: ClipBundle, plan: CropPlan, *, cache_dir: str | os.PathLike | None = None, batch_size: int = 256,
                     workers: int | None = None, precision: str = "auto", progress: bool = True, desc: str = "crops",
                     stats: PipelineStats | None = None) -> torch.Tensor:
     """The (rows, d) embeddings of a :class:`~fgclip_utils.crop_pipeline.CropPlan`, streamed chunk by chunk
@@ -228,8 +230,7 @@ def embed_splits(bundle: ClipBundle, splits: Sequence[Split] | Mapping[str, Spli
         if stats is not None:
             stats.extra.update(captions=len(captions), captions_s=time.perf_counter() - start)
         caption_row = {c: i for i, c in enumerate(captions)}
-        meta = {"model": bundle.name, "weights": bundle.weights_id, "scale_factor": float(scale_factor),
-                "precision": resolve_precision(bundle.device, precision)}
+        meta = {**encoder_identity(bundle, precision), "scale_factor": float(scale_factor)}
         for lay in todo:
             rows = torch.tensor([plan.row(*crop_of(lay, a)) for a in lay.annotations], dtype=torch.long)
             own_image = image if torch.equal(rows, torch.arange(len(image))) else image[rows]

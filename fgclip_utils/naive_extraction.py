@@ -30,6 +30,14 @@ class NaiveEmbeddings:
 
 
 @torch.no_grad()
+def naive_crop_embedding(bundle: ClipBundle, path: str | os.PathLike, box, scale_factor: float = 1.0) -> torch.Tensor:
+    """The (1, d) embedding of one crop: open the image, cut the box, preprocess, encode alone, fp32."""
+    with Image.open(path) as image:
+        pixels = bundle.preprocess(crop(image, box, scale_factor))
+    return F.normalize(bundle.model.encode_image(pixels[None].to(bundle.device)).float(), dim=-1).cpu()
+
+
+@torch.no_grad()
 def naive_embed_split(bundle: ClipBundle, split: Split, image_root: str | os.PathLike, *,
                       scale_factor: float = 1.0, available: Iterable[int] | None = None,
                       progress: bool = True) -> NaiveEmbeddings:
@@ -39,13 +47,11 @@ def naive_embed_split(bundle: ClipBundle, split: Split, image_root: str | os.Pat
     for ann in tqdm(split.annotations, desc=f"naive {split.name}", disable=not progress, unit="crop"):
         if available is not None and ann.image_id not in available:
             continue
-        with Image.open(image_path(image_root, split.images[ann.image_id])) as image:
-            pixels = bundle.preprocess(crop(image, ann.bbox, scale_factor))
-        emb = bundle.model.encode_image(pixels[None].to(bundle.device))
+        images.append(naive_crop_embedding(bundle, image_path(image_root, split.images[ann.image_id]), ann.bbox,
+                                           scale_factor))
         tokens = bundle.tokenizer([ann.positive, *ann.negatives]).to(bundle.device)
         text = bundle.model.encode_text(tokens)
         ids.append(ann.id)
-        images.append(F.normalize(emb.float(), dim=-1).cpu())
         candidates.append(F.normalize(text.float(), dim=-1).cpu())
     image = torch.cat(images) if images else torch.empty(0, bundle.embed_dim)
     return NaiveEmbeddings(ids, image, candidates)

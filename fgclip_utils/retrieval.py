@@ -17,8 +17,8 @@ from .benchmark import Benchmark
 from .clip_models import ClipBundle
 from .download import download_file
 from .crop_pipeline import plan_crops
-from .embeddings import crop_embeddings, embeddings_dir, read_entry, write_entry
-from .encoding import encode_texts, resolve_precision
+from .embeddings import crop_embeddings, embeddings_dir, encoder_identity, read_entry, write_entry
+from .encoding import encode_texts
 from .heads import SimilarityHead
 from .images import image_path
 from .io import atomic_path, cache_root, sha256_json
@@ -112,8 +112,7 @@ def embed_caption_set(bundle: ClipBundle, cs: CaptionSet, image_root: str | os.P
                       precision: str = "auto") -> CaptionEmbeddings:
     """Whole-image and caption embeddings, cached by model, weights, precision and the caption set's content;
     the images go through the crop pipeline (one whole-image "crop" each)."""
-    key = sha256_json({"v": 2, "model": bundle.name, "weights": bundle.weights_id, "images": cs.images,
-                       "captions": cs.captions, "precision": resolve_precision(bundle.device, precision)})
+    key = sha256_json({"v": 2, **encoder_identity(bundle, precision), "images": cs.images, "captions": cs.captions})
     entry = embeddings_dir(cache_dir) / f"{bundle.name}-{cs.name}-{key[:20]}.pt"
     cached = read_entry(entry)
     if cached is not None and {"image", "text"} <= cached.keys():

@@ -13,7 +13,7 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from .clip_models import ClipBundle
+from .clip_models import ClipBundle, synchronize
 from .encoding import encode_tokens, resolve_precision
 
 # Dense tensor-core (bf16/fp16) and plain fp32 peaks in TFLOP/s, vendor datasheets; the first name that
@@ -48,9 +48,7 @@ def _count(model: torch.nn.Module, fn) -> int:
 def forward_flops(bundle: ClipBundle, caption: str = "a small red striped wooden translucent star") -> dict:
     """FLOPs of one forward pass: ``image`` per crop, ``text_full`` per caption at the full context,
     ``text_trimmed`` for ``caption`` cut after its end-of-text token (as :mod:`fgclip_utils.encoding` runs it)."""
-    size = bundle.model.visual.image_size
-    size = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
-    pixels = torch.zeros(1, 3, *size, device=bundle.device)
+    pixels = torch.zeros(1, 3, *bundle.image_size, device=bundle.device)
     tokens = bundle.tokenizer([caption]).to(bundle.device)
     model = bundle.model
     return {"image": _count(model, lambda: model.encode_image(pixels)),
@@ -78,14 +76,13 @@ def matmul_tflops(device: str | torch.device, precision: str = "auto", n: int = 
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[resolve_precision(device, precision)]
     a = torch.randn(n, n, device=device).to(dtype)
     b = torch.randn(n, n, device=device).to(dtype)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     a @ b
-    sync()
+    synchronize(device)
     count, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds or count < 2:
         a @ b
         count += 1
-        sync()
+        synchronize(device)
     return 2 * n ** 3 * count / (time.perf_counter() - start) / 1e12
 
 

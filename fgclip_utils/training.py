@@ -15,6 +15,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from .clip_models import default_device
 from .embeddings import SplitEmbeddings
 from .evaluation import evaluate_split
 from .heads import SimilarityHead
@@ -101,7 +102,7 @@ def train_head(head: SimilarityHead, train: SplitEmbeddings, val: SplitEmbedding
                checkpoint: str | os.PathLike, device: str | torch.device | None = None,
                coarse: CoarsePairs | None = None, progress: bool = True, desc: str | None = None) -> TrainResult:
     """Train ``head`` with AdamW and early stopping on validation accuracy; return it at its best epoch."""
-    device = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device) if device else default_device()
     checkpoint = Path(checkpoint)
     generator = torch.Generator(device="cpu").manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)  # dropout
@@ -113,6 +114,10 @@ def train_head(head: SimilarityHead, train: SplitEmbeddings, val: SplitEmbedding
         coarse_img, coarse_txt = coarse.image.to(device), coarse.text.to(device)
     opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
+    def save_best() -> None:
+        with atomic_path(checkpoint) as tmp:
+            torch.save(head.state_dict(), tmp)
+
     def validate() -> float:
         head.eval()
         acc = evaluate_split(val, head.score, device=device).summary["accuracy"]
@@ -121,8 +126,7 @@ def train_head(head: SimilarityHead, train: SplitEmbeddings, val: SplitEmbedding
 
     best_acc, best_epoch, stale, rows = validate(), 0, 0, []
     rows.append({"epoch": 0, "train_loss": float("nan"), "val_accuracy": best_acc, "seconds": 0.0})
-    with atomic_path(checkpoint) as tmp:
-        torch.save(head.state_dict(), tmp)
+    save_best()
     start = time.perf_counter()
     bar = tqdm(range(1, cfg.epochs + 1), desc=desc or f"{getattr(head, 'kind', 'head')}/{cfg.loss}",
                disable=not progress, unit="epoch")
@@ -148,8 +152,7 @@ def train_head(head: SimilarityHead, train: SplitEmbeddings, val: SplitEmbedding
         bar.set_postfix(loss=f"{mean_loss:.4f}", val_acc=f"{acc:.3f}")
         if acc > best_acc:
             best_acc, best_epoch, stale = acc, epoch, 0
-            with atomic_path(checkpoint) as tmp:
-                torch.save(head.state_dict(), tmp)
+            save_best()
         else:
             stale += 1
             if stale >= cfg.patience:
