@@ -35,8 +35,9 @@ def environment_report() -> dict:
             "bf16": bool(cuda and torch.cuda.is_bf16_supported())}
 
 
-def _size(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
+def _files_and_bytes(path: Path) -> tuple[int, int]:
+    sizes = [p.stat().st_size for p in path.rglob("*") if p.is_file()] if path.exists() else []
+    return len(sizes), sum(sizes)
 
 
 def cache_usage() -> pd.DataFrame:
@@ -44,6 +45,8 @@ def cache_usage() -> pd.DataFrame:
     root = cache_root()
     folders = {"cache root": root, **{p.name: p for p in sorted(root.iterdir()) if p.is_dir()},
                "figures": figures_dir()}
-    rows = [{"what": k, "path": str(p), "files": sum(1 for f in p.rglob("*") if f.is_file()) if p.exists() else 0,
-             "MB": round(_size(p) / 2**20, 1)} for k, p in folders.items()]
+    rows = []
+    for what, path in folders.items():
+        files, size = _files_and_bytes(path)
+        rows.append({"what": what, "path": str(path), "files": files, "MB": round(size / 2**20, 1)})
     return pd.DataFrame(rows)

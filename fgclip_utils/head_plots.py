@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.ticker import MaxNLocator
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
 from .fgovd import SPLITS
-from .style import FULL_WIDTH, PALETTE, mark_profile
-
 from .heads import HEAD_KINDS
 from .results import acc_columns
+from .style import FULL_WIDTH, PALETTE, mark_profile
 
 LOSS_MARKERS = {"triplet": "o", "infonce": "s", "—": "D"}
 LOSS_HATCH = {"infonce": "///"}
