@@ -3,7 +3,7 @@
 The workload is the study's: every annotation of the chosen splits of a synthetic benchmark (default: all
 eight), i.e. one crop plus its positive and negative captions each; or, with ``--images DIR``, the four
 quadrant crops of every image in a folder (no captions). The naive loop
-(:mod:`fgclip_utils.naive_extraction`) opens the image for every annotation and encodes one crop and one
+(:mod:`fgclip_utils.extraction.reference_loop`) opens the image for every annotation and encodes one crop and one
 annotation's captions at a time in fp32; the pipeline (:func:`fgclip_utils.embeddings.embed_splits`, into an
 empty temporary cache) decodes each image once, shares objects and captions across splits, preprocesses in
 DataLoader workers and batches. Prints crops/s of both and the ratio, how far their embeddings differ, the
@@ -24,16 +24,22 @@ import time
 from pathlib import Path
 
 import torch
+from throughput import forward_flops, matmul_tflops, nominal_peak_tflops  # beside this script
 
-from fgclip_utils.clip_models import TINY_MODEL, default_device, load_clip
-from fgclip_utils.crop_pipeline import PipelineStats, default_workers, encode_crops, iter_crop_embeddings, plan_crops
-from fgclip_utils.embeddings import embed_splits
-from fgclip_utils.encoding import PRECISIONS, encode_pixels, encode_texts, resolve_precision
-from fgclip_utils.fgovd import SPLITS, load_split
-from fgclip_utils.images import image_path
-from fgclip_utils.naive_extraction import naive_crop_embedding, naive_embed_split
-from fgclip_utils.synth import image_root, make_benchmark
-from fgclip_utils.throughput import forward_flops, matmul_tflops, nominal_peak_tflops
+from fgclip_utils.data.coco_images import image_path
+from fgclip_utils.data.fgovd import SPLITS, load_split
+from fgclip_utils.data.synthetic import image_root, make_benchmark
+from fgclip_utils.extraction.clip_forward import PRECISIONS, encode_pixels, encode_texts, resolve_precision
+from fgclip_utils.extraction.clip_models import TINY_MODEL, default_device, load_clip
+from fgclip_utils.extraction.crop_pipeline import (
+    PipelineStats,
+    default_workers,
+    encode_crops,
+    iter_crop_embeddings,
+    plan_crops,
+)
+from fgclip_utils.extraction.embedding_cache import embed_splits
+from fgclip_utils.extraction.reference_loop import naive_crop_embedding, naive_embed_split
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 

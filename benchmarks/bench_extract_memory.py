@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from fgclip_utils.clip_models import TINY_MODEL
+from fgclip_utils.extraction.clip_models import TINY_MODEL
 
 
 def vm(field: str) -> float:
@@ -34,10 +34,10 @@ def measure(args) -> dict:
     """One size, in this (fresh) process."""
     import torch
 
-    from fgclip_utils.clip_models import load_clip
-    from fgclip_utils.embeddings import embed_split
-    from fgclip_utils.fgovd import load_split
-    from fgclip_utils.synth import image_root, make_benchmark
+    from fgclip_utils.data.fgovd import load_split
+    from fgclip_utils.data.synthetic import image_root, make_benchmark
+    from fgclip_utils.extraction.clip_models import load_clip
+    from fgclip_utils.extraction.embedding_cache import embed_split
 
     bench = Path(args.bench)
     split = load_split(make_benchmark(bench, n_objects=args.objects, seed=0)["hard"], "hard")  # already there
@@ -72,7 +72,7 @@ def main(argv=None) -> list[dict]:
     if args.objects is not None:
         print(json.dumps(measure(args)))
         return []
-    from fgclip_utils.synth import make_benchmark
+    from fgclip_utils.data.synthetic import make_benchmark
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="fgclip-mem-") as tmp:

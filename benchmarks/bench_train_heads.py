@@ -12,17 +12,18 @@ import time
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from fgclip_utils.clip_models import synchronize
-from fgclip_utils.embeddings import SplitEmbeddings
-from fgclip_utils.heads import HEAD_KINDS, build_head
-from fgclip_utils.training import TrainConfig, batch_loss, train_head
+from fgclip_utils.extraction.clip_models import synchronize
+from fgclip_utils.extraction.embedding_cache import SplitEmbeddings
+from fgclip_utils.heads.architectures import HEAD_KINDS, build_head
+from fgclip_utils.heads.training import TrainConfig, batch_loss, train_head
 
 
 def make_data(rows: int, captions: int, negatives: int, dim: int, seed: int = 0) -> SplitEmbeddings:
     g = torch.Generator().manual_seed(seed)
     norm = torch.nn.functional.normalize
     return SplitEmbeddings(
-        image=norm(torch.randn(rows, dim, generator=g), dim=-1), text=norm(torch.randn(captions, dim, generator=g), dim=-1),
+        image=norm(torch.randn(rows, dim, generator=g), dim=-1),
+        text=norm(torch.randn(captions, dim, generator=g), dim=-1),
         captions=[str(i) for i in range(captions)], positive=torch.randint(captions, (rows,), generator=g),
         negatives=torch.randint(captions, (rows, negatives), generator=g), annotation_ids=torch.arange(rows))
 

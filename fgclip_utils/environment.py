@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from .io import cache_root
-from .style import figures_dir
+from .cache import cache_root
+from .plots.style import figures_dir
 
 PACKAGES = ("torch", "torchvision", "open_clip_torch", "numpy", "pandas", "matplotlib", "seaborn", "umap-learn",
             "scikit-learn", "ipywidgets", "nbval", "papermill")
@@ -33,6 +33,11 @@ def environment_report() -> dict:
     return {"python": platform.python_version(), **versions, "torchvision_ops": ops, "cuda": cuda,
             "device": torch.cuda.get_device_name(0) if cuda else "cpu",
             "bf16": bool(cuda and torch.cuda.is_bf16_supported())}
+
+
+def environment_table() -> pd.DataFrame:
+    """:func:`environment_report` as a one-column table (what notebook 00 shows)."""
+    return pd.Series(environment_report(), name="value").to_frame()
 
 
 def _files_and_bytes(path: Path) -> tuple[int, int]:

@@ -1,49 +1,95 @@
-"""Run profiles: ``smoke`` (synthetic benchmark, tiny random-init CLIP, CPU, minutes) and ``full``.
+"""Run profiles and the settings they hold: ``smoke`` (synthetic benchmark, tiny random-init CLIP, CPU, minutes)
+and ``full`` (FG-OVD + COCO, pretrained backbone, GPU).
 
-A notebook's parameters cell sets ``profile``; left as None it comes from ``$FGCLIP_PROFILE``, then
-``smoke``. Every figure and table made in ``smoke`` carries :attr:`Profile.disclaimer`.
+A notebook's parameters cell sets ``profile``; left as None it comes from ``$FGCLIP_PROFILE``, then ``smoke``.
+Every figure and table made in ``smoke`` carries :attr:`Profile.disclaimer`. A profile groups its settings by
+what they are for: :class:`DataConfig` (what is evaluated and trained on), :class:`ExtractConfig` (how CLIP
+embeddings are extracted) and :class:`TrainConfig` (the study's head training).
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 PROFILE_ENV = "FGCLIP_PROFILE"
+LOSSES = ("triplet", "infonce")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """What a profile evaluates and trains on."""
+
+    synthetic: bool  # True: the offline synthetic benchmark; False: FG-OVD + COCO
+    n_objects: int = 0  # synthetic benchmark size (test and validation splits)
+    n_train_objects: int = 0  # synthetic training split size
+    image_workers: int = 16  # parallel image downloads
+    coco_limit: int | None = None  # images of the coarse-grained test caption set (None = all 5k)
+    coco_train_limit: int = 10000  # Karpathy train images for the optional coarse-grained training term
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    """How crops and captions are embedded."""
+
+    scale_factor: float = 1.0  # crop enlargement around the box centre
+    batch_size: int = 128
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The study's head training (identity-initialised heads, all difficulty splits, early stopping)."""
+
+    loss: str = "triplet"  # "triplet" or "infonce"
+    margin: float = 0.05  # triplet
+    violation: str = "sum"  # triplet: "sum" over negatives or "max" (hardest)
+    temperature: float = 0.01  # infonce and the coarse-grained term
+    coarse_weight: float = 0.0  # weight of the CLIP loss on coarse (COCO) pairs; 0 = off
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    epochs: int = 30
+    batch_size: int = 256
+    patience: int = 5  # epochs without validation improvement before stopping
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be 'triplet' or 'infonce', got {self.loss!r}")
 
 
 @dataclass(frozen=True)
 class Profile:
     name: str
     backbones: tuple[tuple[str, str | None], ...]  # (open_clip model name, pretrained tag or weights file)
-    synthetic: bool  # True: the offline synthetic benchmark; False: FG-OVD + COCO
     disclaimer: str  # shown on every figure of this profile
-    n_objects: int = 0  # synthetic benchmark size (test split)
-    n_train_objects: int = 0
-    scale_factor: float = 1.0
-    batch_size: int = 128
-    image_workers: int = 16
-    # head training (notebook 02)
-    train_epochs: int = 30
-    train_batch_size: int = 256
-    train_lr: float = 1e-4
-    train_patience: int = 5
-    coco_limit: int | None = None  # images of the coarse-grained test caption set (None = all 5k)
-    coco_train_limit: int = 10000  # Karpathy train images for the optional coarse-grained training term
+    data: DataConfig
+    extract: ExtractConfig = field(default_factory=ExtractConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
 
-    def with_backbones(self, backbones) -> "Profile":
+    @property
+    def synthetic(self) -> bool:
+        return self.data.synthetic
+
+    def with_backbones(self, backbones) -> Profile:
         return replace(self, backbones=tuple((b[0], b[1]) for b in backbones))
+
+    def train_config(self, loss: str, **overrides) -> TrainConfig:
+        """The profile's training settings for ``loss`` (any field can be overridden)."""
+        return replace(self.train, loss=loss, **overrides)
 
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
-        name="smoke", backbones=(("fgclip-tiny", None),), synthetic=True,
+        name="smoke", backbones=(("fgclip-tiny", None),),
         disclaimer="smoke profile: synthetic benchmark, random-init tiny CLIP (not a result about CLIP)",
-        n_objects=240, n_train_objects=600, batch_size=64,
-        train_epochs=12, train_batch_size=32, train_lr=2e-3, train_patience=4,
+        data=DataConfig(synthetic=True, n_objects=240, n_train_objects=600),
+        extract=ExtractConfig(batch_size=64),
+        train=TrainConfig(epochs=12, batch_size=32, lr=2e-3, patience=4),
     ),
     "full": Profile(
-        name="full", backbones=(("ViT-B-16", "openai"),), synthetic=False,
-        disclaimer="", batch_size=256,
+        name="full", backbones=(("ViT-B-16", "openai"),), disclaimer="",
+        data=DataConfig(synthetic=False),
+        extract=ExtractConfig(batch_size=256),
+        train=TrainConfig(epochs=30, batch_size=256, lr=1e-4, patience=5),
     ),
 }
 

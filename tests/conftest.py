@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+# benchmarks/ holds the timing scripts and the modules only they use (throughput.py); tests import those too
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
 # Notebooks executed by nbval inherit this environment: keep their caches and figures out of the user's.
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="fgclip-tests-"))
 os.environ.setdefault("FGCLIP_CACHE", str(_SESSION_DIR / "cache"))
@@ -105,7 +108,7 @@ def server():
 @pytest.fixture(scope="session")
 def synth_bench(tmp_path_factory):
     """A small synthetic benchmark (shared, read-only): split name -> JSON path, plus the image root."""
-    from fgclip_utils import synth
+    from fgclip_utils.data import synthetic as synth
 
     out = tmp_path_factory.mktemp("synth")
     return synth.make_benchmark(out, n_objects=24, seed=3), synth.image_root(out)
@@ -113,7 +116,7 @@ def synth_bench(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_clip():
-    from fgclip_utils.clip_models import load_clip
+    from fgclip_utils.extraction.clip_models import load_clip
 
     return load_clip("fgclip-tiny", device="cpu", seed=0)
 
@@ -121,7 +124,7 @@ def tiny_clip():
 @contextlib.contextmanager
 def row_file_held_by_another_process(path, rows: int, dim: int):
     """Open ``RowFile(path, rows, dim)`` in a child process (which holds its lock) until the block ends."""
-    code = ("import sys; from fgclip_utils.row_store import RowFile; "
+    code = ("import sys; from fgclip_utils.extraction.row_file import RowFile; "
             f"f = RowFile({str(path)!r}, {rows}, {dim}); print('open', flush=True); sys.stdin.read()")
     child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:

@@ -3,9 +3,9 @@ import math
 import numpy as np
 import pytest
 
-from fgclip_utils.attributes import attribute_labels, parse_attributes
-from fgclip_utils.fgovd import load_split
-from fgclip_utils.separability import separability, separability_table
+from fgclip_utils.data.fgovd import load_split
+from fgclip_utils.evaluation.attributes import attribute_labels, parse_attributes
+from fgclip_utils.evaluation.separability import separability, separability_table
 
 
 @pytest.mark.parametrize("caption, expected", [

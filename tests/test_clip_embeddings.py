@@ -4,10 +4,10 @@ import shutil
 import pytest
 import torch
 
-from fgclip_utils.clip_models import TINY_MODEL, load_clip
-from fgclip_utils.embeddings import embed_split, encode_texts
-from fgclip_utils.evaluation import candidate_scores, evaluate_split, evaluate_splits
-from fgclip_utils.fgovd import load_split
+from fgclip_utils.data.fgovd import load_split
+from fgclip_utils.evaluation.fine_grained import candidate_scores, evaluate_split, evaluate_splits
+from fgclip_utils.extraction.clip_models import TINY_MODEL, load_clip
+from fgclip_utils.extraction.embedding_cache import embed_split, encode_texts
 
 
 def test_tiny_model_is_seeded_frozen_and_normalised(tiny_clip):

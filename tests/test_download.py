@@ -1,6 +1,6 @@
 import pytest
 
-from fgclip_utils.download import DownloadError, download_file, download_many
+from fgclip_utils.data.download import DownloadError, download_file, download_many
 
 
 def test_downloads_and_skips_a_valid_cached_file(server, tmp_path):

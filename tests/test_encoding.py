@@ -2,10 +2,10 @@ import copy
 
 import pytest
 import torch
+from throughput import forward_flops, matmul_tflops, nominal_peak_tflops  # benchmarks/throughput.py
 
-from fgclip_utils.clip_models import load_clip
-from fgclip_utils.encoding import autocast, encode_texts, encode_tokens, resolve_precision
-from fgclip_utils.throughput import forward_flops, matmul_tflops, nominal_peak_tflops
+from fgclip_utils.extraction.clip_forward import autocast, encode_texts, encode_tokens, resolve_precision
+from fgclip_utils.extraction.clip_models import load_clip
 
 CAPTIONS = ["a star", "a small red striped wooden translucent star on a checkered plastic table",
             "a large blue dotted metal opaque hexagon", "a star"]

@@ -1,8 +1,8 @@
 import torch
 
-from fgclip_utils.embeddings import embed_split
-from fgclip_utils.explorer import annotation_scores, make_explorer
-from fgclip_utils.fgovd import load_split
+from fgclip_utils.data.fgovd import load_split
+from fgclip_utils.extraction.embedding_cache import embed_split
+from fgclip_utils.plots.explorer import annotation_scores, make_explorer
 
 
 def test_annotation_scores_ranks_ties_against_each_caption(tiny_clip, synth_bench, tmp_path):
@@ -17,7 +17,7 @@ def test_annotation_scores_ranks_ties_against_each_caption(tiny_clip, synth_benc
 
 
 def test_explorer_runs_headless_and_follows_its_controls(tiny_clip, synth_bench, tmp_path):
-    from fgclip_utils.benchmark import Benchmark
+    from fgclip_utils.data.benchmark_data import Benchmark
     paths, root = synth_bench
     splits = {n: load_split(paths[n], n) for n in ("hard", "pattern")}
     bench = Benchmark(splits=splits, image_root=root, available={n: set(s.images) for n, s in splits.items()})

@@ -1,19 +1,26 @@
 """The crop pipeline against the naive loop: same numbers, shared work done once, resumable, clear errors."""
 import pickle
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
 
-from fgclip_utils.crop_pipeline import (CropChunks, PipelineStats, chunk_images, encode_crops, iter_crop_embeddings,
-                                        plan_crops)
-from fgclip_utils.embeddings import crop_embeddings, crop_stream_path, embed_split, embed_splits
-from fgclip_utils.evaluation import evaluate_split
-from fgclip_utils.fgovd import SPLITS, load_split
-from fgclip_utils.images import image_path
-from fgclip_utils.metrics import rank_positive
-from fgclip_utils.naive_extraction import naive_embed_split
-from fgclip_utils.row_store import RowFile
+from fgclip_utils.data.coco_images import image_path
+from fgclip_utils.data.fgovd import SPLITS, load_split
+from fgclip_utils.evaluation.fine_grained import evaluate_split
+from fgclip_utils.evaluation.ranking import rank_positive
+from fgclip_utils.extraction.crop_pipeline import (
+    CropChunks,
+    PipelineStats,
+    chunk_images,
+    encode_crops,
+    iter_crop_embeddings,
+    plan_crops,
+)
+from fgclip_utils.extraction.embedding_cache import crop_embeddings, crop_stream_path, embed_split, embed_splits
+from fgclip_utils.extraction.reference_loop import naive_embed_split
+from fgclip_utils.extraction.row_file import RowFile
 
 # fp32 on CPU: batching and the trimmed caption length only reorder float sums
 TOLERANCE = 1e-5
@@ -107,7 +114,7 @@ def test_interrupted_extraction_resumes_and_a_bad_image_is_named(tiny_clip, synt
     plan = plan_crops([(image_path(images, s.images[a.image_id]), a.bbox) for s in splits for a in s.annotations])
     reference = encode_crops(tiny_clip, plan, workers=0, progress=False)
     bad = plan.images[-1].path
-    good = open(bad, "rb").read()
+    good = Path(bad).read_bytes()
     with open(bad, "wb") as fh:
         fh.write(b"not an image")
     with pytest.raises(OSError, match=f"cannot read image {bad}"):

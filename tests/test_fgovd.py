@@ -2,9 +2,10 @@ import json
 
 import pytest
 
-from fgclip_utils import fgovd
-from fgclip_utils.download import DownloadError
-from fgclip_utils.fgovd import SPLITS, download_split, load_split, split_url
+from fgclip_utils.data import assets, fgovd
+from fgclip_utils.data.benchmark_data import download_split, split_url
+from fgclip_utils.data.download import DownloadError
+from fgclip_utils.data.fgovd import SPLITS, load_split
 
 
 def _valid():
@@ -83,7 +84,7 @@ def test_missing_negative_list_means_no_negatives(tmp_path):
 
 
 def test_split_url_points_at_the_fgovd_repository():
-    assert split_url("hard") == f"{fgovd.FGOVD_RAW_URL}/benchmarks/1_attributes.json"
+    assert split_url("hard") == f"{assets.FGOVD_RAW_URL}/benchmarks/1_attributes.json"
     assert split_url("color", "train").endswith("/training_sets/color.json")
     with pytest.raises(KeyError, match="unknown split"):
         split_url("very-hard")
@@ -109,5 +110,5 @@ def test_download_split_caches_and_rejects_malformed_files(server, tmp_path):
 
 def test_download_split_honours_env_base_url(server, tmp_path, monkeypatch):
     server.add("validation_sets/color.json", json.dumps(_valid()).encode())
-    monkeypatch.setenv(fgovd.FGOVD_URL_ENV, server.base)
+    monkeypatch.setenv(assets.FGOVD_URL_ENV, server.base)
     assert download_split("color", "val", cache_dir=tmp_path).name == "color.json"

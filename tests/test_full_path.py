@@ -2,10 +2,10 @@
 and COCO images are downloaded, one image is gone upstream, and the evaluation accounts for it."""
 import json
 
-from fgclip_utils import fgovd
-from fgclip_utils.benchmark import fgovd_benchmark
-from fgclip_utils.evaluation import evaluate_splits
-from fgclip_utils.study import embed_benchmark
+from fgclip_utils.data import assets, fgovd
+from fgclip_utils.data.benchmark_data import fgovd_benchmark
+from fgclip_utils.evaluation.fine_grained import evaluate_splits
+from fgclip_utils.extraction.embedding_cache import embed_benchmark
 
 
 def _serve_as_fgovd(server, synth_bench, splits, gone_image_id):
@@ -22,7 +22,7 @@ def _serve_as_fgovd(server, synth_bench, splits, gone_image_id):
 
 def test_full_data_path_downloads_evaluates_and_reports_missing(server, synth_bench, cache_dir, tmp_path,
                                                                  monkeypatch, tiny_clip):
-    monkeypatch.setenv(fgovd.FGOVD_URL_ENV, server.base)
+    monkeypatch.setenv(assets.FGOVD_URL_ENV, server.base)
     _serve_as_fgovd(server, synth_bench, ["hard", "color"], gone_image_id=2)
     bench = fgovd_benchmark("test", ["hard", "color"], image_root=tmp_path / "coco", workers=4)
     n_images = len(bench.splits["hard"].images)

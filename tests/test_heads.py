@@ -2,8 +2,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fgclip_utils.heads import (FGCLIP_CHECKPOINTS, HEAD_KINDS, build_head, download_fgclip_checkpoint,
-                                load_fgclip_checkpoint)
+from fgclip_utils.heads.architectures import HEAD_KINDS, build_head
+from fgclip_utils.heads.fgclip_checkpoints import FGCLIP_CHECKPOINTS, download_fgclip_checkpoint, load_fgclip_checkpoint
 
 
 def _emb(n, d, seed):
@@ -102,10 +102,15 @@ def test_download_fgclip_checkpoint_from_local_server(server, tmp_path, monkeypa
     torch.save(_official_state(dim=16), buf)
     server.add("checkpoints/fg-ovd_linear-mlp.pt", buf.getvalue())
     server.add("checkpoints/triplet_linear-mlp.pt", b"<html>not a checkpoint</html>")
-    monkeypatch.setattr("fgclip_utils.heads.FGCLIP_CHECKPOINT_URL", server.base + "/checkpoints/{name}.pt")
+    from dataclasses import replace
+
+    from fgclip_utils.data import assets
+    for name in ("fg-ovd_linear-mlp", "triplet_linear-mlp"):
+        key = f"fgclip/checkpoints/{name}.pt"
+        monkeypatch.setitem(assets.ASSETS, key, replace(assets.ASSETS[key], url=server.url(f"checkpoints/{name}.pt")))
     path = download_fgclip_checkpoint("fg-ovd_linear-mlp", tmp_path)
     assert load_fgclip_checkpoint(path).kind == "linear"
-    from fgclip_utils.download import DownloadError
+    from fgclip_utils.data.download import DownloadError
     with pytest.raises(DownloadError, match="validation"):
         download_fgclip_checkpoint("triplet_linear-mlp", tmp_path)
     assert not (tmp_path / "triplet_linear-mlp.pt").exists()

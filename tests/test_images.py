@@ -4,8 +4,8 @@ import json
 import pytest
 from PIL import Image
 
-from fgclip_utils.fgovd import load_split
-from fgclip_utils.images import crop, crop_box, fetch_images, image_path, is_valid_image
+from fgclip_utils.data.coco_images import crop, crop_box, fetch_images, image_path, is_valid_image
+from fgclip_utils.data.fgovd import load_split
 
 
 def _jpeg(w=64, h=48, color=(200, 30, 30)) -> bytes:

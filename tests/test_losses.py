@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from fgclip_utils.losses import clip_loss, infonce_loss, triplet_loss
+from fgclip_utils.heads.losses import clip_loss, infonce_loss, triplet_loss
 
 
 def test_triplet_sum_and_max_hand_computed():

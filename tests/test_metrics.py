@@ -3,7 +3,8 @@ import math
 import pytest
 import torch
 
-from fgclip_utils.metrics import rank_positive, recall_at_k, summarize
+from fgclip_utils.evaluation.ranking import rank_positive, summarize
+from fgclip_utils.evaluation.retrieval import recall_at_k
 
 
 def test_rank_positive_counts_ties_against_the_positive():

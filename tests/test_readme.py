@@ -14,7 +14,8 @@ def _readme_commands():
 
 def test_ci_runs_exactly_the_readme_commands():
     setup, test = _readme_commands()
-    ci = [l for l in (ROOT / ".ci/run").read_text().splitlines() if l and not l.startswith(("#", "set ", "cd "))]
+    ci = [line for line in (ROOT / ".ci/run").read_text().splitlines()
+          if line and not line.startswith(("#", "set ", "cd "))]
     assert ci == [setup, test]
 
 

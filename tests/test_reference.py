@@ -1,7 +1,7 @@
 import pytest
 
-from fgclip_utils.fgovd import SPLITS
-from fgclip_utils.reference import REPORTED_DETECTORS_CSV, reported_detectors
+from fgclip_utils.data.fgovd import SPLITS
+from fgclip_utils.data.reported_results import REPORTED_DETECTORS_CSV, reported_detectors
 
 
 def test_shipped_detector_numbers_are_complete_and_sourced():

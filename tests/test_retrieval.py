@@ -5,10 +5,11 @@ import zipfile
 import pytest
 import torch
 
-from fgclip_utils.benchmark import synthetic_benchmark
-from fgclip_utils.heads import build_head
-from fgclip_utils.retrieval import (CaptionEmbeddings, CaptionSet, download_karpathy, embed_caption_set, load_karpathy,
-                                    retrieval_recalls, synthetic_caption_set)
+from fgclip_utils.data.benchmark_data import synthetic_benchmark
+from fgclip_utils.data.coco_captions import CaptionSet, download_karpathy, load_karpathy, synthetic_caption_set
+from fgclip_utils.evaluation.retrieval import retrieval_recalls
+from fgclip_utils.extraction.embedding_cache import CaptionEmbeddings, embed_caption_set
+from fgclip_utils.heads.architectures import build_head
 
 
 def _karpathy():

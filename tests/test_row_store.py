@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from fgclip_utils.row_store import RowFile
+from fgclip_utils.extraction.row_file import RowFile
 
 
 def rows(start, stop, dim=3):
@@ -56,12 +56,12 @@ def test_gaps_wrong_shapes_and_incomplete_reads_are_errors(tmp_path):
 def test_a_second_writer_is_refused_until_the_first_closes(tmp_path):
     from conftest import row_file_held_by_another_process
 
-    from fgclip_utils.row_store import RowFileBusy
+    from fgclip_utils.extraction.row_file import RowFileBusy
 
     with RowFile(tmp_path / "m.npy", 4, 3) as first:
         first.write(0, rows(0, 1))
-    with row_file_held_by_another_process(tmp_path / "m.npy", 4, 3):
-        with pytest.raises(RowFileBusy, match="being written by another process"):
-            RowFile(tmp_path / "m.npy", 4, 3)
+    with row_file_held_by_another_process(tmp_path / "m.npy", 4, 3), \
+            pytest.raises(RowFileBusy, match="being written by another process"):
+        RowFile(tmp_path / "m.npy", 4, 3)
     with RowFile(tmp_path / "m.npy", 4, 3) as second:
         assert second.done == 1

@@ -2,9 +2,9 @@ import filecmp
 
 import pytest
 
-from fgclip_utils import synth
-from fgclip_utils.fgovd import SPLITS, load_split
-from fgclip_utils.images import image_path, is_valid_image
+from fgclip_utils.data import synthetic as synth
+from fgclip_utils.data.coco_images import image_path, is_valid_image
+from fgclip_utils.data.fgovd import SPLITS, load_split
 
 
 def _attrs(caption: str) -> dict:

@@ -1,11 +1,11 @@
 import pytest
 import torch
 
-from fgclip_utils.embeddings import SplitEmbeddings, embed_split
-from fgclip_utils.evaluation import evaluate_split
-from fgclip_utils.fgovd import load_split
-from fgclip_utils.heads import build_head
-from fgclip_utils.training import CoarsePairs, TrainConfig, merge_embeddings, train_head
+from fgclip_utils.data.fgovd import load_split
+from fgclip_utils.evaluation.fine_grained import evaluate_split
+from fgclip_utils.extraction.embedding_cache import SplitEmbeddings, embed_split
+from fgclip_utils.heads.architectures import build_head
+from fgclip_utils.heads.training import CoarsePairs, TrainConfig, merge_embeddings, train_head
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +52,10 @@ def test_training_improves_a_learnable_problem(tmp_path):
     rot, _ = torch.linalg.qr(torch.randn(d, d, generator=g))
     positive = torch.arange(n_cap).repeat(4)
     negatives = torch.stack([torch.randperm(n_cap, generator=g)[:5] for _ in positive])
-    negatives[negatives == positive[:, None]] = (positive[:, None].expand_as(negatives)[negatives == positive[:, None]] + 1) % n_cap
-    image = torch.nn.functional.normalize(text[positive] @ rot + 0.05 * torch.randn(len(positive), d, generator=g), dim=-1)
+    clash = negatives == positive[:, None]
+    negatives[clash] = (positive[:, None].expand_as(negatives)[clash] + 1) % n_cap
+    noise = 0.05 * torch.randn(len(positive), d, generator=g)
+    image = torch.nn.functional.normalize(text[positive] @ rot + noise, dim=-1)
     emb = SplitEmbeddings(image=image, text=text, captions=[str(i) for i in range(n_cap)], positive=positive,
                           negatives=negatives, annotation_ids=torch.arange(len(positive)))
     before = evaluate_split(emb).summary["accuracy"]

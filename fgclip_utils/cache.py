@@ -1,0 +1,38 @@
+"""Where the study keeps what it downloads and computes: the cache root and the one table of its folders.
+
+Everything lives under ``$FGCLIP_CACHE`` (default ``~/.cache/fgclip``), one folder per kind of content. This
+table is the only place that names those folders; the README's cache table is checked against it.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+CACHE_ENV = "FGCLIP_CACHE"
+
+CACHE_FOLDERS: dict[str, str] = {
+    "fgovd": "FG-OVD split files (`benchmarks/`, `training_sets/`, `validation_sets/`)",
+    "coco": "COCO images, as `val2017/…`, `train2017/…`, `val2014/…`",
+    "coco_captions": "Karpathy caption splits",
+    "fgclip_checkpoints": "the FG-CLIP authors' released heads",
+    "synthetic": "the synthetic benchmark (`test`, `train`, `val`, one seed each)",
+    "embeddings": "crop and caption embeddings, one file per model, weights, precision, split file content, scale "
+                  "factor and set of available images; `crops-*.npy` while an extraction runs",
+    "checkpoints": "best state dict of every head notebook 02 trained, per profile and backbone",
+    "results": "the tables behind every figure",
+}
+
+
+def cache_root() -> Path:
+    """Folder for every cache of the study: ``$FGCLIP_CACHE`` or ``~/.cache/fgclip``."""
+    root = os.environ.get(CACHE_ENV)
+    path = Path(root).expanduser() if root else Path.home() / ".cache" / "fgclip"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def cache_folder(folder: str) -> Path:
+    """The cache folder ``folder`` (one of :data:`CACHE_FOLDERS`) under :func:`cache_root`; not created here."""
+    if folder not in CACHE_FOLDERS:
+        raise KeyError(f"unknown cache folder {folder!r}; expected one of {sorted(CACHE_FOLDERS)}")
+    return cache_root() / folder

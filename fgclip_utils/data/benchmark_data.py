@@ -1,0 +1,106 @@
+"""The benchmark a profile evaluates on: split files, image root and which images are on disk.
+
+``smoke`` renders the synthetic benchmark into the cache; ``full`` downloads the FG-OVD split files and
+the COCO images they reference (only those) into the cache.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from ..cache import cache_folder
+from ..profiles import Profile
+from . import synthetic
+from .assets import FGOVD_SUBSETS, fgovd_asset, fgovd_url
+from .coco_images import default_image_root, fetch_records
+from .download import download_file
+from .fgovd import SPLITS, Split, load_split
+
+
+@dataclass
+class Benchmark:
+    splits: dict[str, Split]
+    image_root: Path
+    available: dict[str, set[int]]  # split -> image ids on disk
+    missing: dict[str, dict[int, str]] = field(default_factory=dict)  # split -> image id -> reason
+    synthetic: bool = False
+
+
+def split_url(split: str, subset: str = "test", base_url: str | None = None) -> str:
+    """URL of a split file in the FG-OVD repository (``$FGCLIP_FGOVD_URL`` overrides the base)."""
+    if split not in SPLITS:
+        raise KeyError(f"unknown split {split!r}; expected one of {sorted(SPLITS)}")
+    return fgovd_url(fgovd_asset(SPLITS[split].file_name, subset), base_url)
+
+
+def _parses(path: Path) -> bool:
+    try:
+        load_split(path)
+    except (ValueError, OSError):
+        return False
+    return True
+
+
+def download_split(split: str, subset: str = "test", cache_dir: str | os.PathLike | None = None,
+                   base_url: str | None = None) -> Path:
+    """Fetch one split file into the cache (once) and return its local path.
+
+    A downloaded file that does not parse is rejected and never replaces a good cached copy.
+    """
+    if subset not in FGOVD_SUBSETS:
+        raise KeyError(f"unknown subset {subset!r}; expected one of {sorted(FGOVD_SUBSETS)}")
+    entry = fgovd_asset(SPLITS[split].file_name if split in SPLITS else split, subset)
+    return download_file(split_url(split, subset, base_url), entry.local_path(cache_dir), validate=_parses)
+
+
+def download_splits(subset: str = "test", splits: Iterable[str] | None = None, **kwargs) -> dict[str, Path]:
+    return {s: download_split(s, subset, **kwargs) for s in (splits or SPLITS)}
+
+
+def synthetic_benchmark(n_objects: int, seed: int, subset: str = "test",
+                        cache_dir: str | os.PathLike | None = None) -> Benchmark:
+    root = Path(cache_dir) if cache_dir else cache_folder("synthetic")
+    out = root / f"{subset}-n{n_objects}-seed{seed}"
+    paths = synthetic.make_benchmark(out, n_objects=n_objects, seed=seed)
+    splits = {name: load_split(p, name) for name, p in paths.items()}
+    ids = {name: set(s.images) for name, s in splits.items()}
+    return Benchmark(splits=splits, image_root=synthetic.image_root(out), available=ids, synthetic=True)
+
+
+def fgovd_benchmark(subset: str = "test", splits=None, image_root: str | os.PathLike | None = None,
+                    workers: int = 16) -> Benchmark:
+    """FG-OVD ``subset`` splits with their images. The splits share most images, so the union is fetched
+    (and each cached file verified) once."""
+    image_root = Path(image_root) if image_root else default_image_root()
+    loaded = {name: load_split(download_split(name, subset), name) for name in splits or SPLITS}
+    records = {i: rec for split in loaded.values() for i, rec in split.images.items()}
+    report = fetch_records(records, image_root, workers=workers, desc=f"COCO images ({subset})")
+    available = {name: set(s.images) & set(report.available) for name, s in loaded.items()}
+    missing = {name: {i: report.missing[i] for i in s.images if i in report.missing} for name, s in loaded.items()}
+    return Benchmark(splits=loaded, image_root=image_root, available=available, missing=missing)
+
+
+def benchmark_overview(bench: Benchmark) -> pd.DataFrame:
+    """One row per split: its file, annotations, images, most negatives, and what cannot be ranked."""
+    return pd.DataFrame([{
+        "split": SPLITS[name].title if name in SPLITS else name, "file": split.path.name,
+        "annotations": len(split), "images": len(split.images), "max negatives": split.max_negatives,
+        "no negatives (skipped)": split.n_skipped, "images missing": len(bench.missing.get(name, {})),
+    } for name, split in bench.splits.items()])
+
+
+# seeds of the synthetic subsets: test, train and validation never share a scene
+SYNTH_SEEDS = {"test": 0, "train": 1, "val": 2}
+
+
+def load_benchmark(profile: Profile, subset: str = "test") -> Benchmark:
+    """The benchmark of ``profile`` for ``subset`` (``test``, ``train`` or ``val``)."""
+    data = profile.data
+    if data.synthetic:
+        n = data.n_objects if subset != "train" else data.n_train_objects
+        return synthetic_benchmark(n, SYNTH_SEEDS[subset], subset)
+    return fgovd_benchmark(subset, workers=data.image_workers)

@@ -1,0 +1,160 @@
+"""The FG-OVD benchmark: split names and JSON parsing with clear errors.
+
+Each split file is COCO-style (``images``, ``categories``, ``annotations``); a category ``name`` is a full
+caption, an annotation's ``category_id`` is its positive caption and ``neg_category_ids`` its hard negatives.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+BBOX_TOLERANCE_PX = 1.0  # COCO boxes may overshoot the border by rounding
+
+
+@dataclass(frozen=True)
+class SplitInfo:
+    name: str  # key used throughout the study, e.g. "hard"
+    title: str  # as the papers print it, e.g. "Hard"
+    file_name: str  # file in the FG-OVD repository
+    group: str  # "difficulty" or "attribute"
+    changed_attributes: int | None = None  # difficulty splits: attributes a negative changes
+    attribute: str | None = None  # attribute splits: which attribute type
+
+
+SPLITS: dict[str, SplitInfo] = {
+    "trivial": SplitInfo("trivial", "Trivial", "shuffle_negatives.json", "difficulty", None),
+    "easy": SplitInfo("easy", "Easy", "3_attributes.json", "difficulty", 3),
+    "medium": SplitInfo("medium", "Medium", "2_attributes.json", "difficulty", 2),
+    "hard": SplitInfo("hard", "Hard", "1_attributes.json", "difficulty", 1),
+    "color": SplitInfo("color", "Color", "color.json", "attribute", attribute="color"),
+    "material": SplitInfo("material", "Material", "material.json", "attribute", attribute="material"),
+    "pattern": SplitInfo("pattern", "Pattern", "pattern.json", "attribute", attribute="pattern"),
+    "transparency": SplitInfo("transparency", "Transparency", "transparency.json", "attribute",
+                              attribute="transparency"),
+}
+DIFFICULTY_SPLITS = [k for k, v in SPLITS.items() if v.group == "difficulty"]
+ATTRIBUTE_SPLITS = [k for k, v in SPLITS.items() if v.group == "attribute"]
+
+
+@dataclass(frozen=True)
+class Annotation:
+    id: int
+    image_id: int
+    bbox: tuple[float, float, float, float]  # x, y, w, h in pixels
+    positive: str
+    negatives: list[str]
+    category_id: int
+    neg_category_ids: list[int]
+    attributes: dict[str, str] | None = None  # known attribute values (synthetic benchmark only)
+
+    @property
+    def rankable(self) -> bool:
+        return len(self.negatives) > 0
+
+
+@dataclass
+class Split:
+    name: str
+    path: Path
+    annotations: list[Annotation]
+    images: dict[int, dict[str, Any]]
+    categories: dict[int, str] = field(repr=False)
+
+    @property
+    def n_skipped(self) -> int:
+        """Annotations with no negatives: kept, but they cannot be ranked."""
+        return sum(not a.rankable for a in self.annotations)
+
+    @property
+    def max_negatives(self) -> int:
+        return max((len(a.negatives) for a in self.annotations), default=0)
+
+    def __len__(self) -> int:
+        return len(self.annotations)
+
+
+def _fail(path: Path, where: str, msg: str) -> ValueError:
+    return ValueError(f"{path}: {where}: {msg}")
+
+
+def _require(rec: Any, keys: Iterable[str], path: Path, where: str) -> None:
+    if not isinstance(rec, dict):
+        raise _fail(path, where, f"expected an object, got {type(rec).__name__}")
+    for key in keys:
+        if key not in rec:
+            raise _fail(path, where, f"missing field '{key}'")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def load_split(path: str | os.PathLike, name: str | None = None) -> Split:
+    """Parse one FG-OVD split file; raise ``ValueError`` naming the file and field on malformed input."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from exc
+    _require(data, ("images", "categories", "annotations"), path, "top level")
+    for key in ("images", "categories", "annotations"):
+        if not isinstance(data[key], list):
+            raise _fail(path, f"field '{key}'", "expected a list")
+
+    images: dict[int, dict[str, Any]] = {}
+    for i, img in enumerate(data["images"]):
+        where = f"images[{i}]"
+        _require(img, ("id", "file_name", "width", "height"), path, where)
+        if not (_number(img["width"]) and _number(img["height"]) and img["width"] > 0 and img["height"] > 0):
+            raise _fail(path, where, f"field 'width'/'height' must be positive numbers, got "
+                                     f"{img['width']!r} x {img['height']!r}")
+        images[img["id"]] = img
+
+    categories: dict[int, str] = {}
+    for i, cat in enumerate(data["categories"]):
+        _require(cat, ("id", "name"), path, f"categories[{i}]")
+        if not isinstance(cat["name"], str) or not cat["name"].strip():
+            raise _fail(path, f"categories[{i}]", "field 'name' must be a non-empty caption")
+        categories[cat["id"]] = cat["name"]
+
+    annotations: list[Annotation] = []
+    for i, ann in enumerate(data["annotations"]):
+        where = f"annotations[{i}] (id={ann.get('id') if isinstance(ann, dict) else '?'})"
+        _require(ann, ("id", "image_id", "bbox", "category_id"), path, where)
+        if ann["image_id"] not in images:
+            raise _fail(path, where, f"field 'image_id' {ann['image_id']!r} is not in 'images'")
+        if ann["category_id"] not in categories:
+            raise _fail(path, where, f"field 'category_id' {ann['category_id']!r} is not in 'categories'")
+        neg_ids = ann.get("neg_category_ids")
+        if neg_ids is None:
+            neg_ids = []
+        if not isinstance(neg_ids, list):
+            raise _fail(path, where, f"field 'neg_category_ids' must be a list, got {type(neg_ids).__name__}")
+        for nid in neg_ids:
+            if nid not in categories:
+                raise _fail(path, where, f"field 'neg_category_ids' has {nid!r}, which is not in 'categories'")
+        bbox = ann["bbox"]
+        if not (isinstance(bbox, (list, tuple)) and len(bbox) == 4 and all(map(_number, bbox))):
+            raise _fail(path, where, f"field 'bbox' must be [x, y, w, h] numbers, got {bbox!r}")
+        x, y, w, h = map(float, bbox)
+        if w <= 0 or h <= 0:
+            raise _fail(path, where, f"field 'bbox' has non-positive size w={w}, h={h}")
+        img = images[ann["image_id"]]
+        tol = BBOX_TOLERANCE_PX
+        if x < -tol or y < -tol or x + w > img["width"] + tol or y + h > img["height"] + tol:
+            raise _fail(path, where, f"field 'bbox' {bbox!r} lies outside image {ann['image_id']} "
+                                     f"({img['width']}x{img['height']})")
+        attrs = ann.get("attributes")
+        annotations.append(Annotation(
+            id=ann["id"], image_id=ann["image_id"], bbox=(x, y, w, h),
+            positive=categories[ann["category_id"]], negatives=[categories[n] for n in neg_ids],
+            category_id=ann["category_id"], neg_category_ids=list(neg_ids),
+            attributes=dict(attrs) if isinstance(attrs, dict) else None,
+        ))
+    return Split(name=name or path.stem, path=path, annotations=annotations, images=images,
+                 categories=categories)

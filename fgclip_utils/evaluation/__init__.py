@@ -1,0 +1,1 @@
+"""Evaluation: ranking metrics, split evaluation, retrieval, attributes and separability."""

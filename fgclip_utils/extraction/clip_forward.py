@@ -1,0 +1,133 @@
+"""Running a frozen CLIP on batches: numeric precision, captions encoded once at their own length.
+
+``precision="auto"`` means bf16 autocast on a CUDA GPU that supports it (fp16 on one that does not) and plain
+fp32 on CPU, so CPU results stay exact; ``"bf16"`` also works on a CPU with native bf16 (AVX512-BF16, AMX).
+
+Captions are tokenized to CLIP's 77-token context but encoded only up to the longest caption of their
+batch: for a causal text transformer that pools at the end-of-text token (OpenAI CLIP and every open_clip
+``CLIP`` with ``text_pool_type="argmax"``), the padding after that token cannot influence it, so cutting it
+changes nothing but the cost (tested against ``model.encode_text``). Captions are sorted by length so that a
+batch holds captions of similar length, and each distinct caption is encoded once.
+"""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import open_clip
+import torch
+import torch.nn.functional as F
+from open_clip.transformer import text_global_pool
+from tqdm.auto import tqdm
+
+from .clip_models import ClipBundle
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_precision(device: str | torch.device, precision: str = "auto") -> str:
+    """The concrete precision (fp32, bf16 or fp16) that ``precision`` means on ``device``."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    device = torch.device(device)
+    if precision == "auto":
+        if device.type != "cuda":
+            return "fp32"
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if precision == "fp16" and device.type == "cpu":
+        raise ValueError("fp16 autocast is for GPUs; on CPU use fp32 or bf16")
+    return precision
+
+
+@contextlib.contextmanager
+def autocast(device: str | torch.device, precision: str = "auto", model: torch.nn.Module | None = None):
+    """The autocast context of ``precision`` on ``device`` (a no-op for fp32).
+
+    With ``model`` and gradients off, the model's frozen weights are cast once per context instead of at
+    every use: autocast only caches the casts of leaf tensors that require grad, so their flag is raised for
+    the duration (no graph is built under ``no_grad``) and restored after. The numbers are the same; on a CPU
+    the ViT-B/16 forward runs about 1.9x faster in bf16 this way.
+    """
+    device = torch.device(device)
+    resolved = resolve_precision(device, precision)
+    if resolved == "fp32":
+        yield
+        return
+    frozen = [] if model is None or torch.is_grad_enabled() else \
+        [p for p in model.parameters() if not p.requires_grad and p.is_floating_point()]
+    try:
+        for p in frozen:
+            p.requires_grad_(True)
+        with torch.autocast(device.type, dtype=_DTYPES[resolved]):
+            yield
+    finally:
+        for p in frozen:
+            p.requires_grad_(False)
+
+
+def _trimmable(model: torch.nn.Module) -> bool:
+    """Whether padding after the end-of-text token provably cannot change ``model``'s text embedding."""
+    return (isinstance(model, open_clip.CLIP) and getattr(model, "attn_mask", None) is not None
+            and getattr(model, "text_pool_type", None) == "argmax")
+
+
+def encode_tokens(model: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+    """``model.encode_text(tokens)``, computed only up to the batch's last end-of-text token when that is exact.
+
+    Mirrors ``open_clip.CLIP.encode_text`` with the positional embedding and causal mask cut to the
+    sequence length; any other text tower is run as it is.
+    """
+    if not _trimmable(model):
+        return model.encode_text(tokens)
+    length = int(tokens.argmax(dim=-1).max()) + 1  # the end-of-text token has the largest id
+    tokens = tokens[:, :length]
+    cast_dtype = model.transformer.get_cast_dtype()
+    x = model.token_embedding(tokens).to(cast_dtype)
+    x = x + model.positional_embedding[:length].to(cast_dtype)
+    x = model.transformer(x, attn_mask=model.attn_mask[:length, :length])
+    x = model.ln_final(x)
+    x = text_global_pool(x, tokens, model.text_pool_type)
+    if model.text_projection is not None:
+        x = model.text_projection(x) if isinstance(model.text_projection, torch.nn.Linear) \
+            else x @ model.text_projection
+    return x
+
+
+def _batches(n: int, size: int) -> Iterator[slice]:
+    for start in range(0, n, size):
+        yield slice(start, min(n, start + size))
+
+
+@torch.no_grad()  # not inference_mode: these tensors are later used as training inputs
+def encode_texts(bundle: ClipBundle, texts: list[str], batch_size: int = 256, progress: bool = True,
+                 precision: str = "auto") -> torch.Tensor:
+    """L2-normalised float32 CPU embeddings of ``texts``, in order, each distinct text encoded once.
+
+    Texts are batched by length (characters, a proxy for tokens) and tokenized batch by batch, so the
+    memory beyond the result is one batch of tokens.
+    """
+    distinct = sorted(set(texts))
+    out = torch.empty(len(distinct), bundle.embed_dim)
+    order = sorted(range(len(distinct)), key=lambda i: len(distinct[i]))
+    with tqdm(total=len(distinct), desc="captions", disable=not progress, unit="caption") as bar:
+        for part in _batches(len(order), batch_size):
+            rows = order[part]
+            tokens = bundle.tokenizer([distinct[i] for i in rows]).to(bundle.device, non_blocking=True)
+            with autocast(bundle.device, precision, bundle.model):
+                emb = encode_tokens(bundle.model, tokens)
+            out[rows] = F.normalize(emb.float(), dim=-1).cpu()
+            bar.update(len(rows))
+    if texts == distinct:
+        return out
+    index = {t: i for i, t in enumerate(distinct)}
+    return out[torch.tensor([index[t] for t in texts], dtype=torch.long)]
+
+
+@torch.no_grad()
+def encode_pixels(bundle: ClipBundle, pixels: torch.Tensor, precision: str = "auto") -> torch.Tensor:
+    """L2-normalised float32 embeddings (on the model's device) of a preprocessed pixel batch."""
+    pixels = pixels.to(bundle.device, non_blocking=True)
+    with autocast(bundle.device, precision, bundle.model):
+        emb = bundle.model.encode_image(pixels)
+    return F.normalize(emb.float(), dim=-1)

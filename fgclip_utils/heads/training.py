@@ -1,0 +1,146 @@
+"""Training a similarity head on pre-extracted embeddings held as tensors on the device.
+
+No per-sample DataLoader: each epoch draws a seeded permutation of row indices and slices the resident
+tensors batch by batch. Validation runs every epoch; the best state dict is written atomically and, at the
+end, reloaded with ``weights_only=True`` so the returned head is exactly the saved one.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from ..atomic_io import atomic_path
+from ..evaluation.fine_grained import evaluate_split
+from ..extraction.clip_models import default_device
+from ..extraction.embedding_cache import SplitEmbeddings
+from ..profiles import TrainConfig
+from .architectures import SimilarityHead
+from .losses import clip_loss, infonce_loss, triplet_loss
+
+
+def merge_embeddings(parts: list[SplitEmbeddings]) -> SplitEmbeddings:
+    """Concatenate several splits' rows into one training set, with one shared caption table."""
+    captions = sorted({c for p in parts for c in p.captions})
+    index = {c: i for i, c in enumerate(captions)}
+    dim = parts[0].text.shape[1]
+    text = torch.empty(len(captions), dim)
+    k = max(p.negatives.shape[1] for p in parts)
+    positives, negatives = [], []
+    for p in parts:
+        remap = torch.tensor([index[c] for c in p.captions], dtype=torch.long)
+        text[remap] = p.text
+        positives.append(remap[p.positive])
+        neg = torch.full((len(p), k), -1, dtype=torch.long)
+        valid = p.negatives >= 0
+        neg[:, :p.negatives.shape[1]][valid] = remap[p.negatives[valid]]
+        negatives.append(neg)
+    return SplitEmbeddings(image=torch.cat([p.image for p in parts]), text=text, captions=captions,
+                           positive=torch.cat(positives), negatives=torch.cat(negatives),
+                           annotation_ids=torch.cat([p.annotation_ids for p in parts]),
+                           n_missing_images=sum(p.n_missing_images for p in parts),
+                           meta={"merged": [p.meta.get("split") for p in parts]})
+
+
+@dataclass
+class CoarsePairs:
+    """Coarse-grained (image, caption) pairs, e.g. COCO training captions, for the optional CLIP term."""
+
+    image: torch.Tensor  # (P, d)
+    text: torch.Tensor  # (P, d)
+
+
+@dataclass
+class TrainResult:
+    head: SimilarityHead
+    history: pd.DataFrame  # epoch, train_loss, val_accuracy, seconds
+    best_epoch: int
+    best_val_accuracy: float
+    seconds: float
+    checkpoint: Path
+    config: dict = field(default_factory=dict)
+
+
+def batch_loss(head: SimilarityHead, image: torch.Tensor, text: torch.Tensor, positive: torch.Tensor,
+               negatives: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
+    """The fine-grained loss of one batch (rows already on the device)."""
+    b, k = negatives.shape
+    mask = negatives >= 0
+    neg_text = text[negatives.clamp(min=0)]  # (B, K, d)
+    neg = head.score(image[:, None].expand(-1, k, -1).reshape(b * k, -1), neg_text.reshape(b * k, -1)).view(b, k)
+    if cfg.loss == "triplet":
+        pos = head.score(image, text[positive])
+        return triplet_loss(pos, neg, mask, cfg.margin, cfg.violation)
+    in_batch = head.similarity_matrix(image, text[positive])
+    return infonce_loss(in_batch, neg, mask, cfg.temperature, positive[:, None] == positive[None, :])
+
+
+def train_head(head: SimilarityHead, train: SplitEmbeddings, val: SplitEmbeddings, cfg: TrainConfig,
+               checkpoint: str | os.PathLike, device: str | torch.device | None = None,
+               coarse: CoarsePairs | None = None, progress: bool = True, desc: str | None = None) -> TrainResult:
+    """Train ``head`` with AdamW and early stopping on validation accuracy; return it at its best epoch."""
+    device = torch.device(device) if device else default_device()
+    checkpoint = Path(checkpoint)
+    generator = torch.Generator(device="cpu").manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)  # dropout
+    head = head.to(device)
+    image, text = train.image.to(device), train.text.to(device)
+    positive, negatives = train.positive.to(device), train.negatives.to(device)
+    use_coarse = coarse is not None and cfg.coarse_weight > 0
+    if use_coarse:
+        coarse_img, coarse_txt = coarse.image.to(device), coarse.text.to(device)
+    opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    def save_best() -> None:
+        with atomic_path(checkpoint) as tmp:
+            torch.save(head.state_dict(), tmp)
+
+    def validate() -> float:
+        head.eval()
+        acc = evaluate_split(val, head.score, device=device).summary["accuracy"]
+        head.train()
+        return acc
+
+    best_acc, best_epoch, stale, rows = validate(), 0, 0, []
+    rows.append({"epoch": 0, "train_loss": float("nan"), "val_accuracy": best_acc, "seconds": 0.0})
+    save_best()
+    start = time.perf_counter()
+    bar = tqdm(range(1, cfg.epochs + 1), desc=desc or f"{getattr(head, 'kind', 'head')}/{cfg.loss}",
+               disable=not progress, unit="epoch")
+    head.train()
+    for epoch in bar:
+        perm = torch.randperm(len(train), generator=generator).to(device)
+        total, batches = torch.zeros((), device=device), 0  # summed on the device: no sync per step
+        for s in range(0, len(perm), cfg.batch_size):
+            idx = perm[s:s + cfg.batch_size]
+            loss = batch_loss(head, image[idx], text, positive[idx], negatives[idx], cfg)
+            if use_coarse:
+                pick = torch.randint(len(coarse_img), (len(idx),), generator=generator).to(device)
+                loss = loss + cfg.coarse_weight * clip_loss(
+                    head.similarity_matrix(coarse_img[pick], coarse_txt[pick]), cfg.temperature)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total, batches = total + loss.detach(), batches + 1
+        mean_loss = float(total) / max(1, batches)
+        acc = validate()
+        rows.append({"epoch": epoch, "train_loss": mean_loss, "val_accuracy": acc,
+                     "seconds": time.perf_counter() - start})
+        bar.set_postfix(loss=f"{mean_loss:.4f}", val_acc=f"{acc:.3f}")
+        if acc > best_acc:
+            best_acc, best_epoch, stale = acc, epoch, 0
+            save_best()
+        else:
+            stale += 1
+            if stale >= cfg.patience:
+                break
+    seconds = time.perf_counter() - start
+    head.load_state_dict(torch.load(checkpoint, map_location=device, weights_only=True))
+    head.eval()
+    return TrainResult(head=head, history=pd.DataFrame(rows), best_epoch=best_epoch, best_val_accuracy=best_acc,
+                       seconds=seconds, checkpoint=checkpoint, config=asdict(cfg))

@@ -1,0 +1,70 @@
+"""What every notebook does first, in one call: resolve the profile and the notebook's parameters, pick the
+device, apply the figure style, and say which profile, backbone(s), device and data the numbers come from."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+
+import torch
+
+from .extraction.clip_models import ClipBundle, default_device, load_clip
+from .plots.style import apply_paper_style
+from .profiles import Profile, get_profile
+
+
+@dataclass
+class Session:
+    """A notebook's resolved settings: the profile (with the notebook's overrides applied) and the device."""
+
+    profile: Profile
+    device: torch.device
+
+    @property
+    def backbone(self) -> tuple[str, str | None]:
+        """The first backbone of the profile: (open_clip model name, pretrained tag or weights file)."""
+        return self.profile.backbones[0]
+
+    def load_clip(self, name: str | None = None, pretrained: str | None = None) -> ClipBundle:
+        """Backbone ``name``/``pretrained`` (default: the first of the profile) on the session's device."""
+        if name is None:
+            name, pretrained = self.backbone
+        return load_clip(name, pretrained, device=self.device)
+
+
+def start(profile: str | None = None, *, backbones=None, backbone=None, device: str | torch.device | None = None,
+          scale_factor: float | None = None, epochs: int | None = None, **shown) -> Session:
+    """Resolve a notebook's parameters into a :class:`Session` and print what it will run.
+
+    ``profile`` None means ``$FGCLIP_PROFILE``, else ``smoke``. ``backbones`` (a list of (name, pretrained)) or
+    ``backbone`` (one pair) replace the profile's; ``scale_factor`` and ``epochs``, when given, replace the
+    profile's extraction and training settings. ``shown`` are further parameters printed with the rest.
+    """
+    P = get_profile(profile)
+    if backbone is not None:
+        backbones = [backbone]
+    if backbones:
+        P = P.with_backbones(backbones)
+    if scale_factor is not None:
+        P = replace(P, extract=replace(P.extract, scale_factor=float(scale_factor)))
+    if epochs is not None:
+        P = replace(P, train=replace(P.train, epochs=int(epochs)))
+    session = Session(P, torch.device(device) if device else default_device())
+    apply_paper_style()
+    names = ", ".join(f"{n} ({p or 'random-init'})" for n, p in P.backbones)
+    extra = "".join(f"  {k}={v}" for k, v in shown.items())
+    print(f"profile={P.name}  backbone(s)={names}  device={session.device}  "
+          f"scale_factor={P.extract.scale_factor}{extra}")
+    if P.disclaimer:
+        print("NOTE:", P.disclaimer)
+    return session
+
+
+class Timer:
+    """``with Timer() as t: ...`` then ``t.seconds``."""
+
+    def __enter__(self):
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.start
