@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from fgclip_utils.extraction.clip_forward import encode_tokens, resolve_precision
@@ -31,12 +32,13 @@ GPU_PEAK_TFLOPS: dict[str, dict[str, float]] = {
 
 
 def _count(model: torch.nn.Module, fn) -> int:
-    # In eval mode nn.MultiheadAttention takes a fused fast path that the counter does not see; the same
-    # arithmetic in training mode is counted (dropout is 0 in CLIP, so nothing else changes).
+    # In eval mode nn.MultiheadAttention takes a fused fast path that the counter does not see, and a fused
+    # scaled-dot-product kernel (CPU flash attention, torch >= 2.14) hides the attention products too; the same
+    # arithmetic in training mode on the math backend is counted (dropout is 0 in CLIP, so nothing else changes).
     modes = {m: m.training for m in model.modules()}
     model.train()
     try:
-        with FlopCounterMode(display=False) as counter:
+        with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
             fn()
     finally:
         for m, mode in modes.items():
