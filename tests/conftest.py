@@ -51,11 +51,15 @@ class FixtureServer:
         return f"{self.base}/{path.lstrip('/')}"
 
     def add(self, path: str, body: bytes, *, status: int = 200, truncate_to: int | None = None,
-            delay: float = 0.0, fail_first: int = 0) -> str:
+            delay: float = 0.0, fail_first: int = 0, trickle: float = 0.0, redirect: str | None = None,
+            headers: dict | None = None) -> str:
         """Serve ``body`` at ``path``; ``truncate_to`` announces the full length but sends fewer bytes;
-        ``delay`` sleeps before answering; ``fail_first`` answers 503 to that many first requests."""
-        self.routes["/" + path.lstrip("/")] = dict(body=body, status=status, truncate_to=truncate_to,
-                                                   delay=delay, fail_first=fail_first)
+        ``delay`` sleeps before answering; ``fail_first`` answers 503 to that many first requests (with
+        ``headers``, e.g. Retry-After); ``trickle`` sleeps that long between bytes (bounded by the test's own
+        deadline: it stops once the client hangs up); ``redirect`` answers 302 to that location."""
+        self.routes["/" + path.lstrip("/")] = dict(body=body, status=status, truncate_to=truncate_to, delay=delay,
+                                                   fail_first=fail_first, trickle=trickle, redirect=redirect,
+                                                   headers=headers or {})
         return self.url(path)
 
     def _handler(self):
@@ -73,8 +77,18 @@ class FixtureServer:
                     return
                 if route["delay"]:
                     time.sleep(route["delay"])
+                if route["redirect"]:
+                    self.send_response(302)
+                    self.send_header("Location", route["redirect"])
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if server.hits[self.path] <= route["fail_first"]:
-                    self.send_error(503, "try later")
+                    self.send_response(503)
+                    for name, value in route["headers"].items():
+                        self.send_header(name, value)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
                     return
                 if route["status"] != 200:
                     self.send_error(route["status"])
@@ -84,8 +98,14 @@ class FixtureServer:
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 try:
-                    self.wfile.write(body if route["truncate_to"] is None else body[:route["truncate_to"]])
-                    self.wfile.flush()
+                    if route["trickle"]:
+                        for i in range(len(body)):  # ends when the client hangs up (BrokenPipe)
+                            self.wfile.write(body[i:i + 1])
+                            self.wfile.flush()
+                            time.sleep(route["trickle"])
+                    else:
+                        self.wfile.write(body if route["truncate_to"] is None else body[:route["truncate_to"]])
+                        self.wfile.flush()
                 except (BrokenPipeError, ConnectionResetError):
                     pass
                 if route["truncate_to"] is not None:
@@ -103,6 +123,59 @@ def server():
     srv = FixtureServer()
     yield srv
     srv.close()
+
+
+class Upstream:
+    """A local server standing in for every upstream host through ``$FGCLIP_MIRROR`` (``/<host>/<path>``), and a
+    ``$FGCLIP_ASSET_HASHES`` file naming the hashes of the files it serves (they are the tests' own, not the
+    real ones)."""
+
+    def __init__(self, server: FixtureServer, hashes_file: Path):
+        self.server, self.hashes_file, self.hashes = server, hashes_file, {}
+        hashes_file.write_text("{}")
+
+    def path_of(self, url: str) -> str:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        return f"{parts.netloc}{parts.path}"
+
+    def serve(self, url: str, body: bytes, **kwargs) -> str:
+        """Serve ``body`` where ``url`` is mirrored; return the path it is served at."""
+        path = self.path_of(url)
+        self.server.add(path, body, **kwargs)
+        return path
+
+    def serve_asset(self, key: str, body: bytes, *, record_hash: bool = True, **kwargs) -> str:
+        """Serve ``body`` as registered asset ``key``; its hash (in the asset's algorithm) becomes the expected one."""
+        import hashlib
+        import json
+
+        from fgclip_utils.data.assets import ASSETS
+
+        entry = ASSETS[key]
+        if record_hash:
+            algo = entry.hash.split(":", 1)[0] if entry.hash else None
+            if algo == "gitblob":
+                self.hashes[key] = "gitblob:" + hashlib.sha1(b"blob %d\0" % len(body) + body).hexdigest()
+            elif algo == "sha256":
+                self.hashes[key] = "sha256:" + hashlib.sha256(body).hexdigest()
+            self.hashes_file.write_text(json.dumps(self.hashes))
+        return self.serve(entry.url, body, **kwargs)
+
+    def hits(self, url_or_key: str) -> int:
+        from fgclip_utils.data.assets import ASSETS
+
+        url = ASSETS[url_or_key].url if url_or_key in ASSETS else url_or_key
+        return self.server.hits["/" + self.path_of(url)]
+
+
+@pytest.fixture
+def upstream(server, tmp_path, monkeypatch):
+    up = Upstream(server, tmp_path / "asset-hashes.json")
+    monkeypatch.setenv("FGCLIP_MIRROR", server.base)
+    monkeypatch.setenv("FGCLIP_ASSET_HASHES", str(up.hashes_file))
+    return up
 
 
 @pytest.fixture(scope="session")

@@ -83,32 +83,95 @@ def test_missing_negative_list_means_no_negatives(tmp_path):
     assert load_split(_write(tmp_path, data)).n_skipped == 2
 
 
-def test_split_url_points_at_the_fgovd_repository():
-    assert split_url("hard") == f"{assets.FGOVD_RAW_URL}/benchmarks/1_attributes.json"
-    assert split_url("color", "train").endswith("/training_sets/color.json")
+def test_split_url_points_at_the_pinned_fgovd_commit(monkeypatch):
+    monkeypatch.delenv("FGCLIP_MIRROR", raising=False)
+    commit = "d124bc5e59f4aacd33133e8b745c8252d4b05030"
+    assert split_url("hard") == f"https://raw.githubusercontent.com/lorebianchi98/FG-OVD/{commit}/benchmarks/1_attributes.json"
+    assert split_url("color", "train").endswith(f"/FG-OVD/{commit}/training_sets/color.json")
+    assert split_url("pattern", "val").endswith(f"/FG-OVD/{commit}/validation_sets/pattern.json")
     with pytest.raises(KeyError, match="unknown split"):
         split_url("very-hard")
+    monkeypatch.setenv("FGCLIP_MIRROR", "http://127.0.0.1:9")
+    assert split_url("hard") == f"http://127.0.0.1:9/raw.githubusercontent.com/lorebianchi98/FG-OVD/{commit}/benchmarks/1_attributes.json"
 
 
-def test_download_split_caches_and_rejects_malformed_files(server, tmp_path):
+def test_every_split_file_is_registered_with_its_git_blob_id():
+    for subset, folder in assets.FGOVD_SUBSETS.items():
+        for info in SPLITS.values():
+            entry = assets.fgovd_asset(info.file_name, subset)
+            assert entry.key == f"fgovd/{folder}/{info.file_name}" and entry.hash.startswith("gitblob:")
+            assert "/main/" not in entry.url and len(entry.hash) == len("gitblob:") + 40
+    assert assets.ASSETS["fgovd/benchmarks/1_attributes.json"].hash == \
+        "gitblob:fd77be3a90e729362b3d4c0347a63050352abe34"
+    assert assets.ASSETS["fgovd/validation_sets/transparency.json"].hash == \
+        "gitblob:ee6c6e21914ed06a3ccc5542f21c45a5c837fe61"
+
+
+def test_download_split_verifies_by_hash_caches_and_rejects_malformed_files(upstream, tmp_path):
     good = json.dumps(_valid()).encode()
-    server.add("benchmarks/1_attributes.json", good)
-    path = download_split("hard", cache_dir=tmp_path, base_url=server.base)
+    key = "fgovd/benchmarks/1_attributes.json"
+    upstream.serve_asset(key, good)
+    path = download_split("hard", cache_dir=tmp_path)
     assert load_split(path).annotations[0].positive == "a red mug"
-    download_split("hard", cache_dir=tmp_path, base_url=server.base)
-    assert server.hits["/benchmarks/1_attributes.json"] == 1  # cached
+    assert assets.ASSETS[key].verify(path)
+    download_split("hard", cache_dir=tmp_path)
+    assert upstream.hits(key) == 1  # cached and verified, not fetched again
 
-    # the upstream file turns bad: it is rejected and the good cached copy is intact
-    server.add("benchmarks/1_attributes.json", json.dumps(_mutate(lambda d: d.pop("images"))).encode())
+    # upstream changes the file: the hash check refuses it, naming expected and got; nothing is kept
+    upstream.serve_asset(key, json.dumps(_mutate(lambda d: d["categories"].pop())).encode(), record_hash=False)
     path.write_bytes(b"{corrupted")  # a damaged local copy forces a re-download
-    with pytest.raises(DownloadError, match="validation"):
-        download_split("hard", cache_dir=tmp_path, base_url=server.base)
+    with pytest.raises(DownloadError, match=r"downloaded 1_attributes.json has gitblob:[0-9a-f]{40}, "
+                                            r"expected gitblob:[0-9a-f]{40}; not kept"):
+        download_split("hard", cache_dir=tmp_path)
     assert path.read_bytes() == b"{corrupted"  # the bad download did not replace it
-    server.add("benchmarks/1_attributes.json", good)
-    assert load_split(download_split("hard", cache_dir=tmp_path, base_url=server.base)).annotations
+    assert not [p for p in path.parent.iterdir() if p.name.endswith(".part")]
+
+    # a file with the right hash that does not parse is refused too
+    bad = json.dumps(_mutate(lambda d: d.pop("images"))).encode()
+    upstream.serve_asset(key, bad)
+    with pytest.raises(DownloadError, match="not a valid split file.*missing field 'images'"):
+        download_split("hard", cache_dir=tmp_path)
+    upstream.serve_asset(key, good)
+    assert load_split(download_split("hard", cache_dir=tmp_path)).annotations
 
 
-def test_download_split_honours_env_base_url(server, tmp_path, monkeypatch):
-    server.add("validation_sets/color.json", json.dumps(_valid()).encode())
-    monkeypatch.setenv(assets.FGOVD_URL_ENV, server.base)
-    assert download_split("color", "val", cache_dir=tmp_path).name == "color.json"
+@pytest.mark.parametrize("mutation, message", [
+    (lambda d: d["images"].append(dict(d["images"][0])), "images\\[1\\]: duplicate image id 1"),
+    (lambda d: d["categories"].append({"id": 2, "name": "x"}), "categories\\[3\\]: duplicate category id 2"),
+    (lambda d: d["annotations"].append(dict(d["annotations"][0])), "duplicate annotation id 10"),
+    (lambda d: d["annotations"][0].update(id=[1]), "field 'id' must be an integer id, got \\[1\\]"),
+    (lambda d: d["annotations"][0].update(id="10"), "field 'id' must be an integer id"),
+    (lambda d: d["annotations"][0].update(image_id=1.0), "field 'image_id' must be an integer id"),
+    (lambda d: d["images"][0].update(id=True), "field 'id' must be an integer id, got True"),
+    (lambda d: d["images"][0].update(file_name=7), "field 'file_name' must be a string"),
+    (lambda d: d["images"][0].update(file_name="val2017/"), "'val2017/' must be a relative path to a file"),
+    (lambda d: d["images"][0].update(file_name="/etc/passwd"), "must be a relative path to a file"),
+    (lambda d: d["images"][0].update(file_name="val2017/../../x.jpg"), "must be a relative path to a file"),
+    (lambda d: d["images"][0].update(width=10 ** 400), "'width'/'height' must be positive numbers"),
+    (lambda d: d["annotations"][0].update(bbox=[10, 10, 10 ** 400, 5]), r"must be \[x, y, w, h\] numbers"),
+    (lambda d: d["annotations"][0].update(neg_category_ids=[[2]]), "'neg_category_ids' has \\[2\\]"),
+])
+def test_ids_names_and_numbers_are_checked(tmp_path, mutation, message):
+    path = _write(tmp_path, _mutate(mutation))
+    with pytest.raises(ValueError, match=message) as err:
+        load_split(path)
+    assert str(path) in str(err.value)
+
+
+def test_unreadable_files_are_named(tmp_path):
+    latin = tmp_path / "latin.json"
+    latin.write_bytes(json.dumps(_valid()).replace("a red mug", "a red mug \u00e9").encode("latin-1"))
+    with pytest.raises(ValueError, match="latin.json: not UTF-8 text"):
+        load_split(latin)
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ValueError, match="deep.json: JSON nested too deeply"):
+        load_split(deep)
+
+
+def test_negatives_identical_to_the_positive_are_reported(tmp_path):
+    data = _valid()
+    data["categories"].append({"id": 4, "name": "a red mug"})  # another id, the positive's very text
+    data["annotations"][0]["neg_category_ids"] = [2, 4]
+    split = load_split(_write(tmp_path, data))
+    assert split.identical_negatives == [10] and split.annotations[0].negatives == ["a blue mug", "a red mug"]

@@ -4,7 +4,7 @@ import json
 import pytest
 from PIL import Image
 
-from fgclip_utils.data.coco_images import crop, crop_box, fetch_images, image_path, is_valid_image
+from fgclip_utils.data.coco_images import crop, crop_box, fetch_images, image_path, is_valid_image, to_rgb
 from fgclip_utils.data.fgovd import load_split
 
 
@@ -36,7 +36,7 @@ def test_fetch_images_downloads_once_and_reports_missing(server, tmp_path):
     report = fetch_images(split, root, workers=3, backoff=0, retries=1)
     assert sorted(report.available) == [1, 2]
     assert sorted(report.missing) == [3, 4, 5]
-    assert "HTTP 404" in report.missing[5] and "validation" in report.missing[4]
+    assert "HTTP 404" in report.missing[5] and "the downloaded file does not decode" in report.missing[4]
     assert is_valid_image(root / "val2017/a.jpg")
     assert not (root / "val2017/trunc.jpg").exists() and not (root / "val2017/corrupt.jpg").exists()
     assert not [p for p in (root / "val2017").iterdir() if p.name.endswith(".part")]
@@ -63,14 +63,22 @@ def test_image_path_rejects_escaping_file_names(tmp_path):
         image_path(tmp_path, {"id": 1, "file_name": "../../etc/passwd"})
 
 
-@pytest.mark.parametrize("bbox, scale, expected", [
-    ((10, 20, 30, 40), 1.0, (10, 20, 40, 60)),
-    ((10, 20, 30, 40), 2.0, (0, 0, 55, 80)),  # centre (25, 40): 60x80 box, clipped at the top-left
-    ((90, 70, 10, 10), 3.0, (80, 60, 100, 80)),  # clipped at the bottom-right
-    ((50, 50, 0.2, 0.2), 1.0, (50, 50, 51, 51)),  # never empty
+@pytest.mark.parametrize("bbox, scale, size, expected", [
+    ((10, 20, 30, 40), 1.0, (100, 80), (10, 20, 40, 60)),
+    ((10, 20, 30, 40), 2.0, (100, 80), (0, 0, 55, 80)),  # centre (25, 40): 60x80 box, clipped at the top-left
+    ((90, 70, 10, 10), 3.0, (100, 80), (80, 60, 100, 80)),  # clipped at the bottom-right
+    ((50, 50, 0.2, 0.2), 1.0, (100, 80), (50, 50, 51, 51)),  # never empty
+    # the authors' rule on fractional COCO boxes: left/upper floored, right/lower ceiled (rounding would give
+    # (0, 114, 62, 208) and (527, 45, 590, 127))
+    ((0.0, 114.24, 62.27, 93.74), 1.0, (640, 480), (0, 114, 63, 208)),
+    ((526.85, 45.34, 63.08, 82.07), 1.0, (640, 427), (526, 45, 590, 128)),
+    # enlarged: the corner moves by (new - old) // 2, floor division of floats: 7.9 // 2 = 3.0, not 3.95
+    ((20.0, 30.0, 7.9, 7.9), 2.0, (100, 80), (17, 27, 33, 43)),
 ])
-def test_crop_box(bbox, scale, expected):
-    assert crop_box(bbox, scale, 100, 80) == expected
+def test_crop_box(bbox, scale, size, expected):
+    assert crop_box(bbox, scale, *size) == expected
+    with pytest.raises(ValueError, match="leaves nothing"):
+        crop_box((120, 10, 5, 5), 1.0, 100, 80)
 
 
 def test_crop_returns_rgb_of_the_box():
@@ -80,3 +88,68 @@ def test_crop_returns_rgb_of_the_box():
     assert out.mode == "RGB" and out.size == (30, 40) and out.getpixel((15, 15)) == (255, 0, 0)
     with pytest.raises(ValueError, match="scale_factor"):
         crop(im, (10, 20, 30, 40), 0)
+
+
+def test_a_file_of_another_size_than_declared_is_fetched_again_or_reported(server, tmp_path):
+    server.add("a.jpg", _jpeg(64, 48))
+    server.add("wrong.jpg", _jpeg(32, 24))  # upstream serves a resized image
+    split = _split(tmp_path, server, ["a.jpg", "wrong.jpg"])
+    dest = tmp_path / "coco" / "val2017" / "a.jpg"
+    dest.parent.mkdir(parents=True)
+    dest.write_bytes(_jpeg(20, 10))  # a cached file that decodes but is not the declared image
+    report = fetch_images(split, tmp_path / "coco", backoff=0, retries=0)
+    assert report.available == {1: dest} and Image.open(dest).size == (64, 48)  # fetched again
+    assert report.missing[2].endswith("the downloaded file is 32x24 pixels where the split declares 64x48")
+    assert not (tmp_path / "coco" / "val2017" / "wrong.jpg").exists()
+
+
+def test_missing_reason_says_whether_the_file_exists(tmp_path):
+    data = {"images": [{"id": 1, "file_name": "val2017/x.jpg", "width": 64, "height": 48},
+                       {"id": 2, "file_name": "val2017/y.jpg", "width": 64, "height": 48}],
+            "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}],
+            "annotations": [{"id": 1, "image_id": 1, "bbox": [1, 1, 5, 5], "category_id": 1, "neg_category_ids": [2]}]}
+    (tmp_path / "s.json").write_text(json.dumps(data))
+    split = load_split(tmp_path / "s.json")
+    (tmp_path / "coco" / "val2017").mkdir(parents=True)
+    (tmp_path / "coco" / "val2017" / "y.jpg").write_bytes(b"not a jpeg")
+    report = fetch_images(split, tmp_path / "coco")
+    assert "x.jpg not found and the record has no 'coco_url'" in report.missing[1]
+    assert "y.jpg does not decode" in report.missing[2] and "not found" not in report.missing[2]
+
+
+def test_stale_temporary_files_are_removed_live_ones_kept(server, tmp_path):
+    import os
+
+    from fgclip_utils.atomic_io import owner_tag
+
+    server.add("a.jpg", _jpeg())
+    folder = tmp_path / "coco" / "val2017"
+    folder.mkdir(parents=True)
+    host = owner_tag().rsplit("-", 1)[0]
+    dead = folder / f".a.jpg.{host}-999999-x1.part"  # a process that no longer runs
+    live = folder / f".b.jpg.{owner_tag()}-x2.part"  # this process, still writing
+    old = folder / ".c.jpg.otherhost-5-x3.part"  # another host: only removed once a day old
+    for path in (dead, live, old):
+        path.write_bytes(b"half")
+    os.utime(old, (0, 0))
+    fetch_images(_split(tmp_path, server, ["a.jpg"]), tmp_path / "coco")
+    assert not dead.exists() and live.exists() and not old.exists()
+
+
+def test_rgba_and_16_bit_images_are_converted_not_mangled():
+    rgba = Image.new("RGBA", (4, 4), (255, 0, 0, 0))  # fully transparent red
+    rgba.putpixel((0, 0), (0, 0, 255, 255))  # one opaque blue pixel
+    rgb = to_rgb(rgba)
+    assert rgb.mode == "RGB" and rgb.getpixel((1, 1)) == (255, 255, 255) and rgb.getpixel((0, 0)) == (0, 0, 255)
+    grey16 = Image.new("I;16", (2, 1))
+    grey16.putpixel((0, 0), 65535)
+    grey16.putpixel((1, 0), 32896)
+    converted = to_rgb(grey16)
+    assert converted.getpixel((0, 0)) == (255, 255, 255) and converted.getpixel((1, 0)) == (128, 128, 128)
+    palette = Image.new("P", (2, 2), 0)
+    palette.info["transparency"] = 0
+    assert to_rgb(palette).getpixel((0, 0)) == (255, 255, 255)
+    with pytest.raises(ValueError, match="floating-point"):
+        to_rgb(Image.new("F", (2, 2)))
+    cut = crop(rgba, (0, 0, 2, 2))
+    assert cut.mode == "RGB" and cut.size == (2, 2) and cut.getpixel((1, 1)) == (255, 255, 255)

@@ -15,9 +15,9 @@ import pandas as pd
 from ..cache import cache_folder
 from ..profiles import Profile
 from . import synthetic
-from .assets import FGOVD_SUBSETS, fgovd_asset, fgovd_url
+from .assets import fgovd_asset
 from .coco_images import default_image_root, fetch_records
-from .download import download_file
+from .download import DownloadError, fetch_asset, mirrored
 from .fgovd import SPLITS, Split, load_split
 
 
@@ -30,31 +30,30 @@ class Benchmark:
     synthetic: bool = False
 
 
-def split_url(split: str, subset: str = "test", base_url: str | None = None) -> str:
-    """URL of a split file in the FG-OVD repository (``$FGCLIP_FGOVD_URL`` overrides the base)."""
+def split_url(split: str, subset: str = "test") -> str:
+    """URL of a split file in the FG-OVD repository at the pinned commit (through ``$FGCLIP_MIRROR`` if set)."""
     if split not in SPLITS:
         raise KeyError(f"unknown split {split!r}; expected one of {sorted(SPLITS)}")
-    return fgovd_url(fgovd_asset(SPLITS[split].file_name, subset), base_url)
+    return mirrored(fgovd_asset(SPLITS[split].file_name, subset).url)
 
 
 def _parses(path: Path) -> bool:
     try:
         load_split(path)
-    except (ValueError, OSError):
-        return False
+    except (ValueError, OSError) as exc:
+        raise DownloadError(f"not a valid split file: {exc}") from exc
     return True
 
 
-def download_split(split: str, subset: str = "test", cache_dir: str | os.PathLike | None = None,
-                   base_url: str | None = None) -> Path:
-    """Fetch one split file into the cache (once) and return its local path.
+def download_split(split: str, subset: str = "test", cache_dir: str | os.PathLike | None = None) -> Path:
+    """Fetch one split file (once) into the cache and return its local path.
 
-    A downloaded file that does not parse is rejected and never replaces a good cached copy.
+    The file is verified by its git blob id at the pinned FG-OVD commit, on download and on every reuse, and
+    must parse; a file that fails either is never kept and never replaces a good cached copy.
     """
-    if subset not in FGOVD_SUBSETS:
-        raise KeyError(f"unknown subset {subset!r}; expected one of {sorted(FGOVD_SUBSETS)}")
-    entry = fgovd_asset(SPLITS[split].file_name if split in SPLITS else split, subset)
-    return download_file(split_url(split, subset, base_url), entry.local_path(cache_dir), validate=_parses)
+    if split not in SPLITS:
+        raise KeyError(f"unknown split {split!r}; expected one of {sorted(SPLITS)}")
+    return fetch_asset(fgovd_asset(SPLITS[split].file_name, subset), folder=cache_dir, validate=_parses)
 
 
 def download_splits(subset: str = "test", splits: Iterable[str] | None = None, **kwargs) -> dict[str, Path]:
@@ -73,8 +72,9 @@ def synthetic_benchmark(n_objects: int, seed: int, subset: str = "test",
 
 def fgovd_benchmark(subset: str = "test", splits=None, image_root: str | os.PathLike | None = None,
                     workers: int = 16) -> Benchmark:
-    """FG-OVD ``subset`` splits with their images. The splits share most images, so the union is fetched
-    (and each cached file verified) once."""
+    """FG-OVD ``subset`` splits (default: all eight) with their images; only those splits and the images they
+    reference are downloaded. The splits share most images, so the union is fetched (and each cached file
+    verified) once."""
     image_root = Path(image_root) if image_root else default_image_root()
     loaded = {name: load_split(download_split(name, subset), name) for name in splits or SPLITS}
     records = {i: rec for split in loaded.values() for i, rec in split.images.items()}
@@ -97,10 +97,16 @@ def benchmark_overview(bench: Benchmark) -> pd.DataFrame:
 SYNTH_SEEDS = {"test": 0, "train": 1, "val": 2}
 
 
-def load_benchmark(profile: Profile, subset: str = "test") -> Benchmark:
-    """The benchmark of ``profile`` for ``subset`` (``test``, ``train`` or ``val``)."""
+def load_benchmark(profile: Profile, subset: str = "test", splits=None) -> Benchmark:
+    """The benchmark of ``profile`` for ``subset`` (``test``, ``train`` or ``val``): the splits named in
+    ``splits`` (default: all eight) with their images."""
     data = profile.data
     if data.synthetic:
         n = data.n_objects if subset != "train" else data.n_train_objects
-        return synthetic_benchmark(n, SYNTH_SEEDS[subset], subset)
-    return fgovd_benchmark(subset, workers=data.image_workers)
+        bench = synthetic_benchmark(n, SYNTH_SEEDS[subset], subset)
+        if splits is not None:
+            keep = list(splits)
+            bench.splits = {k: bench.splits[k] for k in keep}
+            bench.available = {k: bench.available[k] for k in keep}
+        return bench
+    return fgovd_benchmark(subset, splits=splits, workers=data.image_workers)

@@ -1,32 +1,66 @@
-"""COCO images a split references: a persistent, verified local cache, and object crops."""
+"""COCO images a split references: a persistent, verified local cache, and object crops.
+
+A cached image is used only if it decodes completely and its size is the one the split declares (``width`` x
+``height``); otherwise it is fetched again. Crops follow the FG-OVD/FG-CLIP authors' rule (:func:`crop_box`).
+"""
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
+from ..atomic_io import remove_stale_temporaries
 from ..cache import cache_folder
-from .download import download_many
+from .assets import COCO_IMAGE_DEADLINE, COCO_IMAGE_MAX_BYTES
+from .download import DownloadError, download_many
 from .fgovd import Split
 
+# a decompression bomb (a tiny file claiming billions of pixels) is refused, never decoded
+Image.MAX_IMAGE_PIXELS = 200_000_000
 
-def is_valid_image(path: str | os.PathLike) -> bool:
-    """True when the file fully decodes as an image (a truncated JPEG/PNG does not)."""
+
+class ImageReadError(OSError):
+    """An image file does not decode, or is not the image its split declares; the message names the file."""
+
+
+def declared_size(record: dict) -> tuple[int, int] | None:
+    """(width, height) that a split's image record declares, or None when it does not say."""
+    w, h = record.get("width"), record.get("height")
+    if isinstance(w, int | float) and isinstance(h, int | float):
+        return int(w), int(h)
+    return None
+
+
+def check_image(path: str | os.PathLike, size: tuple[int, int] | None = None) -> str | None:
+    """Why the file at ``path`` is not a usable image of ``size`` (width, height), or None when it is: it
+    must decode completely (a truncated JPEG/PNG does not) and, when ``size`` is given, have that size."""
     try:
         with Image.open(path) as im:
             im.load()
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
-        return False
-    return True
+            actual = im.size
+    except FileNotFoundError:
+        return "not found"
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        return f"does not decode ({exc})"
+    if size is not None and actual != tuple(size):
+        return f"is {actual[0]}x{actual[1]} pixels where the split declares {size[0]}x{size[1]}"
+    return None
+
+
+def is_valid_image(path: str | os.PathLike, size: tuple[int, int] | None = None) -> bool:
+    """True when the file fully decodes as an image (of ``size``, when given)."""
+    return check_image(path, size) is None
 
 
 def image_path(image_root: str | os.PathLike, record: dict) -> Path:
     """Where an image record (``file_name`` like ``val2017/000000239627.jpg``) lives under ``image_root``."""
     rel = Path(record["file_name"])
-    if rel.is_absolute() or ".." in rel.parts:
-        raise ValueError(f"image {record.get('id')}: field 'file_name' {record['file_name']!r} must be relative")
+    if rel.is_absolute() or ".." in rel.parts or not rel.name:
+        raise ValueError(f"image {record.get('id')}: field 'file_name' {record['file_name']!r} must be a relative "
+                         "path to a file")
     return Path(image_root) / rel
 
 
@@ -46,29 +80,35 @@ def fetch_images(split: Split, image_root: str | os.PathLike | None = None, *, w
                  **download_kwargs) -> FetchReport:
     """Make every image ``split`` references available under ``image_root``, downloading by ``coco_url``.
 
-    Files already present and decodable are not fetched again; a file that does not decode is fetched
-    anew. Failures are collected, not raised: the evaluation reports those images as missing.
+    Files already present, decodable and of the declared size are not fetched again; any other file is
+    fetched anew. Failures are collected, not raised: the evaluation reports those images as missing.
     """
     return fetch_records(split.images, image_root, workers=workers, desc=f"images {split.name}", **download_kwargs)
 
 
 def fetch_records(records: dict[int, dict], image_root: str | os.PathLike | None = None, *, workers: int = 8,
                   desc: str = "images", **download_kwargs) -> FetchReport:
-    """:func:`fetch_images` for any ``id -> {file_name, coco_url}`` records (e.g. a caption set's images)."""
+    """:func:`fetch_images` for any ``id -> {file_name, coco_url, width?, height?}`` records (e.g. a caption
+    set's images)."""
     root = Path(image_root) if image_root else default_image_root()
     report = FetchReport()
     todo = []
     for image_id, rec in records.items():
         dest = image_path(root, rec)
-        if dest.exists() and is_valid_image(dest):
+        size = declared_size(rec)
+        problem = check_image(dest, size)
+        if problem is None:
             report.available[image_id] = dest
         elif not rec.get("coco_url"):
-            report.missing[image_id] = f"{dest} not found and the record has no 'coco_url'"
+            report.missing[image_id] = f"{dest} {problem} and the record has no 'coco_url' to fetch it from"
         else:
-            todo.append((image_id, rec["coco_url"], dest))
-    result = download_many([(u, d) for _, u, d in todo], validate=is_valid_image, workers=workers, desc=desc,
-                           **download_kwargs)
-    for image_id, url, dest in todo:
+            todo.append((image_id, rec["coco_url"], dest, _image_validator(size)))
+    for folder in {dest.parent for _, _, dest, _ in todo}:
+        remove_stale_temporaries(folder)  # what killed runs left behind
+    download_kwargs.setdefault("max_bytes", COCO_IMAGE_MAX_BYTES)
+    download_kwargs.setdefault("deadline", COCO_IMAGE_DEADLINE)
+    result = download_many([(u, d, v) for _, u, d, v in todo], workers=workers, desc=desc, **download_kwargs)
+    for image_id, url, dest, _ in todo:
         if url in result.failed:
             report.missing[image_id] = result.failed[url]
         else:
@@ -76,24 +116,57 @@ def fetch_records(records: dict[int, dict], image_root: str | os.PathLike | None
     return report
 
 
+def _image_validator(size: tuple[int, int] | None):
+    def usable(path: Path) -> bool:
+        problem = check_image(path, size)
+        if problem is not None:
+            raise DownloadError(f"the downloaded file {problem}")
+        return True
+    return usable
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """``image`` as 8-bit RGB: transparency composited on white, 16-bit grey scaled to 8 bits; a floating-point
+    image is refused (its range is unknown)."""
+    if image.mode == "F":
+        raise ValueError("a floating-point (mode F) image has no known range: convert it to 8 or 16 bits first")
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        values = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") or values.max(initial=0) > 255 else 255.0
+        grey = np.clip(np.round(values * (255.0 / top)), 0, 255).astype(np.uint8)
+        return Image.fromarray(grey, "L").convert("RGB")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
 def crop_box(bbox: tuple[float, float, float, float], scale_factor: float, width: int, height: int
              ) -> tuple[int, int, int, int]:
-    """Pixel box (left, upper, right, lower) of ``bbox`` enlarged by ``scale_factor`` around its centre.
+    """Pixel box (left, upper, right, lower) of ``bbox`` (x, y, w, h) as the FG-OVD authors cut it.
 
-    The box is clipped to the image and always at least one pixel wide and high.
+    Their rule (FG-CLIP ``fg-ovd_feature_extraction/extraction.py``): the box is enlarged by ``scale_factor``,
+    its top-left corner moved up-left by ``(new_size - size) // 2`` (Python floor division of floats), the
+    corners clipped to the image, then left/upper floored and right/lower ceiled. A box that would be empty
+    (possible only for a box outside the image) is an error.
     """
     if scale_factor <= 0:
         raise ValueError(f"scale_factor must be positive, got {scale_factor}")
-    x, y, w, h = bbox
-    cx, cy = x + w / 2, y + h / 2
-    hw, hh = w * scale_factor / 2, h * scale_factor / 2
-    left = int(max(0, min(width - 1, round(cx - hw))))
-    upper = int(max(0, min(height - 1, round(cy - hh))))
-    right = int(min(width, max(left + 1, round(cx + hw))))
-    lower = int(min(height, max(upper + 1, round(cy + hh))))
-    return left, upper, right, lower
+    x, y, w, h = (float(v) for v in bbox)
+    new_w, new_h = w * scale_factor, h * scale_factor
+    left, upper = x - (new_w - w) // 2, y - (new_h - h) // 2
+    right, lower = left + new_w, upper + new_h
+    left, upper = max(left, 0.0), max(upper, 0.0)
+    right, lower = min(right, float(width)), min(lower, float(height))
+    box = (int(np.floor(left)), int(np.floor(upper)), int(np.ceil(right)), int(np.ceil(lower)))
+    if box[2] <= box[0] or box[3] <= box[1]:
+        raise ValueError(f"box {bbox} (scale {scale_factor}) leaves nothing of a {width}x{height} image")
+    return box
 
 
 def crop(image: Image.Image, bbox: tuple[float, float, float, float], scale_factor: float = 1.0) -> Image.Image:
     """The object crop of ``bbox`` (x, y, w, h) in ``image``, enlarged by ``scale_factor``, as RGB."""
-    return image.crop(crop_box(bbox, scale_factor, *image.size)).convert("RGB")
+    return to_rgb(image.crop(crop_box(bbox, scale_factor, *image.size)))

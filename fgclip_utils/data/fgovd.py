@@ -64,6 +64,7 @@ class Split:
     annotations: list[Annotation]
     images: dict[int, dict[str, Any]]
     categories: dict[int, str] = field(repr=False)
+    identical_negatives: list[int] = field(default_factory=list)  # annotations with a negative equal to the positive
 
     @property
     def n_skipped(self) -> int:
@@ -91,16 +92,54 @@ def _require(rec: Any, keys: Iterable[str], path: Path, where: str) -> None:
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite JSON number (an integer too large for a float is not one)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def _id(value: Any, path: Path, where: str, field_name: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise _fail(path, where, f"field '{field_name}' must be an integer id, got {value!r}")
+    return value
+
+
+def _relative_file(value: Any, path: Path, where: str) -> str:
+    """``file_name`` must name a file below the image root: relative, no '..', not a folder."""
+    if not isinstance(value, str):
+        raise _fail(path, where, f"field 'file_name' must be a string, got {type(value).__name__}")
+    parts = value.split("/")
+    if (not value or value.startswith("/") or "\\" in value or any(p in ("", ".", "..") for p in parts)):
+        raise _fail(path, where, f"field 'file_name' {value!r} must be a relative path to a file "
+                                 "(like 'val2017/000000239627.jpg')")
+    return value
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text ({exc})") from exc
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from exc
+    except RecursionError as exc:
+        raise ValueError(f"{path}: JSON nested too deeply to be a split file") from exc
 
 
 def load_split(path: str | os.PathLike, name: str | None = None) -> Split:
-    """Parse one FG-OVD split file; raise ``ValueError`` naming the file and field on malformed input."""
+    """Parse one FG-OVD split file; raise ``ValueError`` naming the file and field on malformed input.
+
+    Ids must be integers and unique within their list; ``file_name`` must be a relative path to a file. A
+    negative whose caption equals its positive's is kept as the file has it (it ties with the positive, which
+    counts as a miss) and listed in :attr:`Split.identical_negatives`.
+    """
     path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})") from exc
+    data = _read_json(path)
     _require(data, ("images", "categories", "annotations"), path, "top level")
     for key in ("images", "categories", "annotations"):
         if not isinstance(data[key], list):
@@ -110,51 +149,70 @@ def load_split(path: str | os.PathLike, name: str | None = None) -> Split:
     for i, img in enumerate(data["images"]):
         where = f"images[{i}]"
         _require(img, ("id", "file_name", "width", "height"), path, where)
+        image_id = _id(img["id"], path, where, "id")
+        if image_id in images:
+            raise _fail(path, where, f"duplicate image id {image_id}")
+        _relative_file(img["file_name"], path, where)
         if not (_number(img["width"]) and _number(img["height"]) and img["width"] > 0 and img["height"] > 0):
             raise _fail(path, where, f"field 'width'/'height' must be positive numbers, got "
                                      f"{img['width']!r} x {img['height']!r}")
-        images[img["id"]] = img
+        images[image_id] = img
 
     categories: dict[int, str] = {}
     for i, cat in enumerate(data["categories"]):
-        _require(cat, ("id", "name"), path, f"categories[{i}]")
+        where = f"categories[{i}]"
+        _require(cat, ("id", "name"), path, where)
+        cat_id = _id(cat["id"], path, where, "id")
+        if cat_id in categories:
+            raise _fail(path, where, f"duplicate category id {cat_id}")
         if not isinstance(cat["name"], str) or not cat["name"].strip():
-            raise _fail(path, f"categories[{i}]", "field 'name' must be a non-empty caption")
-        categories[cat["id"]] = cat["name"]
+            raise _fail(path, where, "field 'name' must be a non-empty caption")
+        categories[cat_id] = cat["name"]
 
     annotations: list[Annotation] = []
+    seen: set[int] = set()
+    identical: list[int] = []
     for i, ann in enumerate(data["annotations"]):
         where = f"annotations[{i}] (id={ann.get('id') if isinstance(ann, dict) else '?'})"
         _require(ann, ("id", "image_id", "bbox", "category_id"), path, where)
-        if ann["image_id"] not in images:
-            raise _fail(path, where, f"field 'image_id' {ann['image_id']!r} is not in 'images'")
-        if ann["category_id"] not in categories:
-            raise _fail(path, where, f"field 'category_id' {ann['category_id']!r} is not in 'categories'")
+        ann_id = _id(ann["id"], path, where, "id")
+        if ann_id in seen:
+            raise _fail(path, where, f"duplicate annotation id {ann_id}")
+        seen.add(ann_id)
+        image_id = _id(ann["image_id"], path, where, "image_id")
+        if image_id not in images:
+            raise _fail(path, where, f"field 'image_id' {image_id!r} is not in 'images'")
+        category_id = _id(ann["category_id"], path, where, "category_id")
+        if category_id not in categories:
+            raise _fail(path, where, f"field 'category_id' {category_id!r} is not in 'categories'")
         neg_ids = ann.get("neg_category_ids")
         if neg_ids is None:
             neg_ids = []
         if not isinstance(neg_ids, list):
             raise _fail(path, where, f"field 'neg_category_ids' must be a list, got {type(neg_ids).__name__}")
         for nid in neg_ids:
-            if nid not in categories:
+            if not isinstance(nid, int) or isinstance(nid, bool) or nid not in categories:
                 raise _fail(path, where, f"field 'neg_category_ids' has {nid!r}, which is not in 'categories'")
         bbox = ann["bbox"]
-        if not (isinstance(bbox, (list, tuple)) and len(bbox) == 4 and all(map(_number, bbox))):
+        if not (isinstance(bbox, list | tuple) and len(bbox) == 4 and all(map(_number, bbox))):
             raise _fail(path, where, f"field 'bbox' must be [x, y, w, h] numbers, got {bbox!r}")
         x, y, w, h = map(float, bbox)
         if w <= 0 or h <= 0:
             raise _fail(path, where, f"field 'bbox' has non-positive size w={w}, h={h}")
-        img = images[ann["image_id"]]
+        img = images[image_id]
         tol = BBOX_TOLERANCE_PX
         if x < -tol or y < -tol or x + w > img["width"] + tol or y + h > img["height"] + tol:
-            raise _fail(path, where, f"field 'bbox' {bbox!r} lies outside image {ann['image_id']} "
+            raise _fail(path, where, f"field 'bbox' {bbox!r} lies outside image {image_id} "
                                      f"({img['width']}x{img['height']})")
+        positive = categories[category_id]
+        negatives = [categories[n] for n in neg_ids]
+        if positive in negatives:
+            identical.append(ann_id)
         attrs = ann.get("attributes")
         annotations.append(Annotation(
-            id=ann["id"], image_id=ann["image_id"], bbox=(x, y, w, h),
-            positive=categories[ann["category_id"]], negatives=[categories[n] for n in neg_ids],
-            category_id=ann["category_id"], neg_category_ids=list(neg_ids),
+            id=ann_id, image_id=image_id, bbox=(x, y, w, h), positive=positive, negatives=negatives,
+            category_id=category_id, neg_category_ids=list(neg_ids),
             attributes=dict(attrs) if isinstance(attrs, dict) else None,
         ))
     return Split(name=name or path.stem, path=path, annotations=annotations, images=images,
-                 categories=categories)
+                 categories=categories, identical_negatives=identical)
