@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 from fgclip_utils.data.coco_images import image_path
 from fgclip_utils.data.fgovd import SPLITS, load_split
@@ -67,6 +68,13 @@ def test_objects_and_captions_shared_by_splits_are_encoded_once(tiny_clip, synth
     cached = embed_splits(tiny_clip, splits, root, cache_dir=tmp_path / "a", progress=False, stats=again)
     assert again.crops == 0 and all(e.meta["from_cache"] for e in cached.values())
     assert not list((tmp_path / "a").glob("crops-*"))  # the streaming file is gone once the entries exist
+    # the norms kept beside the unit vectors give back the raw embeddings CLIP output
+    split = splits[0]
+    raw_image, raw_text = together[split.name].inputs("raw")
+    with torch.no_grad():
+        direct = tiny_clip.model.encode_text(tiny_clip.tokenizer(together[split.name].captions[:3]))
+    assert torch.allclose(raw_text[:3], direct, atol=1e-5, rtol=1e-5)
+    assert torch.allclose(raw_image / raw_image.norm(dim=-1, keepdim=True), together[split.name].image, atol=1e-6)
 
 
 def test_plan_decodes_each_image_once_and_chunks_never_split_an_image(synth_bench, splits):
@@ -120,14 +128,34 @@ def test_interrupted_extraction_resumes_and_a_bad_image_is_named(tiny_clip, synt
     with pytest.raises(OSError, match=f"cannot read image {bad}"):
         crop_embeddings(tiny_clip, plan, cache_dir=tmp_path / "cache", batch_size=4, workers=2, progress=False)
     partial = list((tmp_path / "cache").glob("crops-*.npy"))
-    assert len(partial) == 1 and partial[0].stat().st_size > 4 * 64 * 4  # the chunks before it were kept
+    assert len(partial) == 1 and partial[0].stat().st_size > 4 * 65 * 4  # the chunks before it were kept
     with open(bad, "wb") as fh:
-        fh.write(good)
+        fh.write(good)  # repaired: a new file, so its rows are made again; the other images' rows are kept
     stats = PipelineStats()
-    resumed = crop_embeddings(tiny_clip, plan, cache_dir=tmp_path / "cache", batch_size=4, workers=2,
-                              progress=False, stats=stats)
+    resumed, stream = crop_embeddings(tiny_clip, plan, cache_dir=tmp_path / "cache", batch_size=4, workers=2,
+                                      progress=False, stats=stats)
     assert 0 < stats.crops < len(plan)  # only what was missing was computed
-    assert torch.allclose(resumed, reference, atol=TOLERANCE)
+    assert torch.allclose(resumed, reference, atol=TOLERANCE) and stream == partial[0]
+
+
+def test_rows_of_an_image_changed_since_are_made_again(tiny_clip, synth_bench, splits, tmp_path):
+    _, root = synth_bench
+    images = tmp_path / "images"
+    shutil.copytree(root, images)
+    plan = plan_crops([(image_path(images, a_split.images[a.image_id]), a.bbox)
+                       for a_split in splits[:1] for a in a_split.annotations])
+    first, stream = crop_embeddings(tiny_clip, plan, cache_dir=tmp_path / "cache", batch_size=4, workers=0,
+                                    progress=False)
+    changed = plan.images[2]
+    with Image.open(changed.path) as im:
+        im.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(changed.path)  # other pixels, same size
+    stats = PipelineStats()
+    again, _ = crop_embeddings(tiny_clip, plan, cache_dir=tmp_path / "cache", batch_size=4, workers=0,
+                               progress=False, stats=stats)
+    start = plan.row(changed.path, changed.boxes[0])
+    assert stats.crops == len(plan) - start  # everything from the changed image on was made again
+    assert torch.equal(again[:start], first[:start])
+    assert not torch.allclose(again[start:start + len(changed.boxes)], first[start:start + len(changed.boxes)])
 
 
 def test_precision_is_part_of_the_cache_key_and_bf16_stays_close(tiny_clip, synth_bench, splits, tmp_path):
@@ -146,11 +174,11 @@ def test_a_concurrent_extraction_of_the_same_crops_works_apart(tiny_clip, synth_
     plan = plan_crops([(image_path(root, splits[0].images[a.image_id]), a.bbox) for a in splits[0].annotations])
     reference = encode_crops(tiny_clip, plan, workers=0, progress=False)
     shared = crop_stream_path(tiny_clip, plan, tmp_path)
-    with RowFile(shared, len(plan), 64) as half_done:
-        half_done.write(0, torch.zeros(3, 64))  # rows another process has written so far
-    with row_file_held_by_another_process(shared, len(plan), 64):  # ... and it is still at work
+    with RowFile(shared, len(plan), 65) as half_done:
+        half_done.write(0, reference[:3])  # rows another process has written so far
+    with row_file_held_by_another_process(shared, len(plan), 65):  # ... and it is still at work
         before = shared.read_bytes()
-        got = crop_embeddings(tiny_clip, plan, cache_dir=tmp_path, workers=0, progress=False)
+        got, own = crop_embeddings(tiny_clip, plan, cache_dir=tmp_path, workers=0, progress=False)
         assert shared.read_bytes() == before  # neither read as a resume nor written to
-    assert torch.allclose(got, reference, atol=TOLERANCE)  # the zeros were not taken
-    assert list(tmp_path.glob("crops-*.npy")) == [shared]  # its own file is gone
+        assert own != shared and own.exists()
+    assert torch.allclose(got, reference, atol=TOLERANCE)

@@ -65,3 +65,19 @@ def test_a_second_writer_is_refused_until_the_first_closes(tmp_path):
         RowFile(tmp_path / "m.npy", 4, 3)
     with RowFile(tmp_path / "m.npy", 4, 3) as second:
         assert second.done == 1
+
+
+def test_resume_stops_at_the_first_row_that_fails_the_check(tmp_path):
+    path = tmp_path / "m.npy"
+    block = rows(0, 6)
+    block[3, 1] = float("nan")
+    with RowFile(path, 8, 3, check=lambda r: np.ones(len(r), dtype=bool)) as store:
+        store.write(0, block)  # written by a run whose check let the NaN row through
+    with RowFile(path, 8, 3) as store:  # the default check: finite rows only
+        assert store.done == 3  # the NaN row and everything after it will be written again
+        store.write(3, rows(3, 8))
+        assert torch.equal(store.read(), rows(0, 8))
+    with RowFile(path, 8, 3, check=lambda r: r[:, 0] < 9) as store:  # a check that rejects row 3 (value 9)
+        assert store.done == 3
+        store.truncate(1)
+        assert store.done == 1 and path.stat().st_size == len(store.header) + 3 * 4

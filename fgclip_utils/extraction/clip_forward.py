@@ -1,7 +1,13 @@
 """Running a frozen CLIP on batches: numeric precision, captions encoded once at their own length.
 
-``precision="auto"`` means bf16 autocast on a CUDA GPU that supports it (fp16 on one that does not) and plain
-fp32 on CPU, so CPU results stay exact; ``"bf16"`` also works on a CPU with native bf16 (AVX512-BF16, AMX).
+``precision="auto"`` means bf16 autocast on a CUDA GPU with native bf16 (compute capability 8.0 or newer), fp16
+autocast on an older one (a T4 or V100, where bf16 would be emulated and slow), and plain fp32 on CPU, so CPU
+results stay exact; ``"bf16"`` also works on a CPU with native bf16 (AVX512-BF16, AMX). ``"half"`` is fp16 autocast on a
+GPU and fp32 on a CPU: the numerics of the FG-CLIP authors' extraction (OpenAI's ``clip.load`` runs the model in
+fp16 on CUDA), which the ``full`` profile uses.
+
+Embeddings come back L2-normalised (what cosine similarity and the study's heads take) together with the norm
+each had before normalising, so the raw embedding (what the paper's heads take) is ``unit * norm``.
 
 Captions are tokenized to CLIP's 77-token context but encoded only up to the longest caption of their
 batch: for a causal text transformer that pools at the end-of-text token (OpenAI CLIP and every open_clip
@@ -22,7 +28,7 @@ from tqdm.auto import tqdm
 
 from .clip_models import ClipBundle
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "half")
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -34,10 +40,25 @@ def resolve_precision(device: str | torch.device, precision: str = "auto") -> st
     if precision == "auto":
         if device.type != "cuda":
             return "fp32"
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "bf16" if native_bf16(device) else "fp16"
+    if precision == "half":
+        return "fp16" if device.type == "cuda" else "fp32"
     if precision == "fp16" and device.type == "cpu":
         raise ValueError("fp16 autocast is for GPUs; on CPU use fp32 or bf16")
     return precision
+
+
+def native_bf16(device: str | torch.device) -> bool:
+    """Whether a CUDA device computes bf16 natively (Ampere, compute capability 8.0, and newer);
+    ``torch.cuda.is_bf16_supported()`` also says yes where bf16 is only emulated."""
+    device = torch.device(device)
+    return device.type == "cuda" and torch.cuda.get_device_capability(device) >= (8, 0)
+
+
+def unit_and_norm(emb: torch.Tensor) -> torch.Tensor:
+    """Rows ``[emb / |emb|, |emb|]`` in float32: the L2-normalised embedding with its norm as a last column."""
+    emb = emb.float()
+    return torch.cat([F.normalize(emb, dim=-1), emb.norm(dim=-1, keepdim=True)], dim=-1)
 
 
 @contextlib.contextmanager
@@ -101,14 +122,15 @@ def _batches(n: int, size: int) -> Iterator[slice]:
 
 @torch.no_grad()  # not inference_mode: these tensors are later used as training inputs
 def encode_texts(bundle: ClipBundle, texts: list[str], batch_size: int = 256, progress: bool = True,
-                 precision: str = "auto") -> torch.Tensor:
-    """L2-normalised float32 CPU embeddings of ``texts``, in order, each distinct text encoded once.
+                 precision: str = "auto", with_norms: bool = False) -> torch.Tensor:
+    """L2-normalised float32 CPU embeddings of ``texts``, in order, each distinct text encoded once; with
+    ``with_norms``, each row also holds its norm before normalising as a last column (see :func:`unit_and_norm`).
 
     Texts are batched by length (characters, a proxy for tokens) and tokenized batch by batch, so the
     memory beyond the result is one batch of tokens.
     """
     distinct = sorted(set(texts))
-    out = torch.empty(len(distinct), bundle.embed_dim)
+    out = torch.empty(len(distinct), bundle.embed_dim + 1)
     order = sorted(range(len(distinct)), key=lambda i: len(distinct[i]))
     with tqdm(total=len(distinct), desc="captions", disable=not progress, unit="caption") as bar:
         for part in _batches(len(order), batch_size):
@@ -116,8 +138,10 @@ def encode_texts(bundle: ClipBundle, texts: list[str], batch_size: int = 256, pr
             tokens = bundle.tokenizer([distinct[i] for i in rows]).to(bundle.device, non_blocking=True)
             with autocast(bundle.device, precision, bundle.model):
                 emb = encode_tokens(bundle.model, tokens)
-            out[rows] = F.normalize(emb.float(), dim=-1).cpu()
+            out[rows] = unit_and_norm(emb).cpu()
             bar.update(len(rows))
+    if not with_norms:
+        out = out[:, :-1].contiguous()
     if texts == distinct:
         return out
     index = {t: i for i, t in enumerate(distinct)}
@@ -126,8 +150,9 @@ def encode_texts(bundle: ClipBundle, texts: list[str], batch_size: int = 256, pr
 
 @torch.no_grad()
 def encode_pixels(bundle: ClipBundle, pixels: torch.Tensor, precision: str = "auto") -> torch.Tensor:
-    """L2-normalised float32 embeddings (on the model's device) of a preprocessed pixel batch."""
+    """Embeddings (on the model's device) of a preprocessed pixel batch: L2-normalised float32 rows with their
+    norm as a last column (see :func:`unit_and_norm`)."""
     pixels = pixels.to(bundle.device, non_blocking=True)
     with autocast(bundle.device, precision, bundle.model):
         emb = bundle.model.encode_image(pixels)
-    return F.normalize(emb.float(), dim=-1)
+    return unit_and_norm(emb)

@@ -21,7 +21,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from ..data.coco_images import crop
+from ..data.coco_images import ImageReadError, crop, to_rgb
 from .clip_forward import encode_pixels
 from .clip_models import ClipBundle, synchronize
 
@@ -30,10 +30,12 @@ Box = tuple[float, float, float, float]
 
 @dataclass(frozen=True)
 class ImageCrops:
-    """One image and the boxes (x, y, w, h) to cut from it; a box of None is the whole image."""
+    """One image and the boxes (x, y, w, h) to cut from it; a box of None is the whole image. ``size`` is
+    the (width, height) its split declares: a file of another size is an error, never a clamped crop."""
 
     path: str
     boxes: tuple[Box | None, ...]
+    size: tuple[int, int] | None = None
 
 
 @dataclass
@@ -60,14 +62,17 @@ def _key(path: str | os.PathLike, box: Box | None) -> tuple[str, Box | None]:
     return str(path), None if box is None else tuple(float(v) for v in box)
 
 
-def plan_crops(crops: Sequence[tuple[str | os.PathLike, Box | None]], scale_factor: float = 1.0) -> CropPlan:
+def plan_crops(crops: Sequence[tuple[str | os.PathLike, Box | None]], scale_factor: float = 1.0,
+               sizes: dict[str, tuple[int, int]] | None = None) -> CropPlan:
     """Group (image path, box) pairs by image, dropping repeats; rows follow the first appearance of each
-    image, then of each box within it."""
+    image, then of each box within it. ``sizes`` maps an image path to the (width, height) its split
+    declares."""
     by_image: dict[str, dict[Box | None, None]] = {}
     for path, box in crops:
         path, box = _key(path, box)
         by_image.setdefault(path, {})[box] = None
-    images = [ImageCrops(path, tuple(boxes)) for path, boxes in by_image.items()]
+    sizes = {str(k): tuple(v) for k, v in (sizes or {}).items()}
+    images = [ImageCrops(path, tuple(boxes), sizes.get(path)) for path, boxes in by_image.items()]
     rows, row = {}, 0
     for im in images:
         for box in im.boxes:
@@ -123,11 +128,16 @@ class CropChunks(Dataset):
                 with Image.open(im.path) as image:
                     image.load()
                     t1 = time.perf_counter()
+                    if im.size is not None and image.size != im.size:
+                        raise ImageReadError(f"cannot read image {im.path}: it is {image.size[0]}x{image.size[1]} "
+                                             f"pixels where its split declares {im.size[0]}x{im.size[1]}")
                     for box in im.boxes:
-                        region = image.convert("RGB") if box is None else crop(image, box, self.plan.scale_factor)
+                        region = to_rgb(image) if box is None else crop(image, box, self.plan.scale_factor)
                         pixels.append(self.preprocess(region))
-            except OSError as err:
-                raise OSError(f"cannot read image {im.path}: {err}") from err
+            except ImageReadError:
+                raise
+            except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+                raise ImageReadError(f"cannot read image {im.path}: {type(err).__name__}: {err}") from err
             times.decode += t1 - t0
             times.preprocess += time.perf_counter() - t1
         return self.starts[index], torch.stack(pixels), times
@@ -166,8 +176,8 @@ def iter_crop_embeddings(bundle: ClipBundle, plan: CropPlan, *, batch_size: int 
                          stats: PipelineStats | None = None, timed: bool = False
                          ) -> Iterator[tuple[int, torch.Tensor]]:
     """Yield ``(first row, embeddings)`` of ``plan``'s crops chunk by chunk, in row order: L2-normalised
-    float32 on the CPU. Chunks ending at or before ``skip_rows`` are not computed (resuming); the chunk
-    across it is computed whole.
+    float32 rows on the CPU with each one's norm as a last column (``d + 1`` columns). Chunks ending at or
+    before ``skip_rows`` are not computed (resuming); the chunk across it is computed whole.
 
     ``workers`` decode and preprocess in parallel (None: :func:`default_workers`; 0: in this process). On a
     GPU, a batch's embeddings are copied back only once the next batch is queued, so the device never waits
@@ -229,8 +239,9 @@ def iter_crop_embeddings(bundle: ClipBundle, plan: CropPlan, *, batch_size: int 
 
 
 def encode_crops(bundle: ClipBundle, plan: CropPlan, **kwargs) -> torch.Tensor:
-    """All of ``plan``'s crop embeddings as one (rows, d) float32 tensor (see :func:`iter_crop_embeddings`)."""
-    out = torch.empty(len(plan), bundle.embed_dim)
+    """All of ``plan``'s crop embeddings as one (rows, d + 1) float32 tensor: unit rows and their norms (see
+    :func:`iter_crop_embeddings`)."""
+    out = torch.empty(len(plan), bundle.embed_dim + 1)
     for first, emb in iter_crop_embeddings(bundle, plan, **kwargs):
         out[first:first + len(emb)] = emb
     return out

@@ -1,43 +1,62 @@
 """Frozen-CLIP embeddings of the splits' object crops and captions, with an on-disk cache.
 
 :func:`embed_splits` extracts several splits in one pass: the crops of all of them go through the crop
-pipeline (:mod:`fgclip_utils.extraction.crop_pipeline`) once, so an object shared by several splits is encoded once and
-each image decoded once; every distinct caption of all of them is encoded once
-(:func:`fgclip_utils.extraction.clip_forward.encode_texts`). Crop embeddings stream into a resumable file in the cache
-(:mod:`fgclip_utils.extraction.row_file`) while they are computed. Each split then gets its own cache entry, keyed by
-everything that produced it (model, weights, precision, split file content, scale factor, which images were
-available, code version) and written atomically: a second run with the same inputs loads it, and any change
-of input makes a new entry instead of reusing a stale one.
+pipeline (:mod:`fgclip_utils.extraction.crop_pipeline`) once, so an object shared by several splits is encoded
+once and each image decoded once; every distinct caption of all of them is encoded once
+(:func:`fgclip_utils.extraction.clip_forward.encode_texts`). Crop embeddings stream into a resumable file in the
+cache (:mod:`fgclip_utils.extraction.row_file`) while they are computed; that file is deleted only once every
+split's entry is safely written, so a failure after the crops never throws the crops away.
+
+Each split gets its own cache entry, keyed by everything that produced it (model, weights, precision, split file
+content, scale factor, which images were available and each one's size and modification time, code version),
+written atomically with that key and a checksum, and verified when read (:mod:`~.cache_entries`): any change of
+input makes a new entry, and a damaged entry is recomputed instead of used.
+
+Embeddings are stored L2-normalised (what cosine similarity and the study's heads take) with each one's norm
+before normalising, so the raw embedding (what the paper's heads take) is ``image * image_norm``.
 """
 from __future__ import annotations
 
+import json
 import os
+import re
 import time
 import uuid
+import warnings
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
-from ..atomic_io import atomic_path, sha256_file, sha256_json
+from ..atomic_io import atomic_write_json, is_stale, owner_tag, remove_stale_temporaries, sha256_file, sha256_json
 from ..cache import cache_folder
 from ..data.benchmark_data import Benchmark
 from ..data.coco_captions import CaptionSet
-from ..data.coco_images import image_path
+from ..data.coco_images import declared_size, image_path
 from ..data.fgovd import Split
+from .cache_entries import UNIT_TOLERANCE, EntryMismatch, check_unit_rows, read_entry, write_entry
 from .clip_forward import encode_texts, resolve_precision
 from .clip_models import ClipBundle
 from .crop_pipeline import CropPlan, PipelineStats, iter_crop_embeddings, plan_crops
 from .row_file import RowFile, RowFileBusy
 
-EMBED_VERSION = 2
+if TYPE_CHECKING:
+    from ..profiles import Profile
+
+EMBED_VERSION = 3  # 3: norms stored beside the unit vectors, the authors' crop rule, verified entries
+_PRIVATE_STREAM = re.compile(r"^crops-[0-9a-f]+-([A-Za-z0-9]+)-(\d+)-[0-9a-f]+\.npy$")
+
+
 @dataclass
 class SplitEmbeddings:
     """Embeddings of one split, one row per annotation whose image is available.
 
-    ``candidates()`` gives, per row, the caption indices ``[positive, negative_1, ...]`` padded with -1.
+    ``candidates()`` gives, per row, the caption indices ``[positive, negative_1, ...]`` padded with -1 (the
+    negatives in file order).
     """
 
     image: torch.Tensor  # (N, d) L2-normalised crop embeddings
@@ -48,6 +67,8 @@ class SplitEmbeddings:
     annotation_ids: torch.Tensor  # (N,)
     n_missing_images: int = 0  # annotations dropped because their image is unavailable
     meta: dict = field(default_factory=dict)
+    image_norm: torch.Tensor | None = None  # (N,) norm of each crop embedding before normalising; None: 1
+    text_norm: torch.Tensor | None = None  # (C,)
 
     def __len__(self) -> int:
         return int(self.image.shape[0])
@@ -65,24 +86,52 @@ class SplitEmbeddings:
     def n_skipped(self) -> int:
         return int((~self.rankable).sum())
 
+    def inputs(self, space: str = "unit") -> tuple[torch.Tensor, torch.Tensor]:
+        """(image, text) embeddings in ``space``: ``"unit"`` (L2-normalised) or ``"raw"`` (as CLIP output them)."""
+        if space == "unit":
+            return self.image, self.text
+        if space == "raw":
+            return _raw(self.image, self.image_norm), _raw(self.text, self.text_norm)
+        raise ValueError(f"space must be 'unit' or 'raw', got {space!r}")
+
     def to_dict(self) -> dict:
         return {"image": self.image, "text": self.text, "captions": list(self.captions),
                 "positive": self.positive, "negatives": self.negatives, "annotation_ids": self.annotation_ids,
-                "n_missing_images": self.n_missing_images, "meta": dict(self.meta)}
+                "n_missing_images": self.n_missing_images, "meta": dict(self.meta),
+                "image_norm": self.image_norm, "text_norm": self.text_norm}
+
+
+def _raw(unit: torch.Tensor, norm: torch.Tensor | None) -> torch.Tensor:
+    return unit if norm is None else unit * norm[:, None]
 
 
 def encoder_identity(bundle: ClipBundle, precision: str = "auto") -> dict:
     """What, of the encoder, makes its embeddings what they are: part of every embedding cache key and meta."""
-    return {"model": bundle.name, "weights": bundle.weights_id,
+    return {"model": bundle.name, "weights": bundle.weights_id, "quick_gelu": bundle.quick_gelu,
             "precision": resolve_precision(bundle.device, precision)}
 
 
+def image_fingerprint(image_root: str | os.PathLike, records: Iterable[dict]) -> str:
+    """sha256 of each image's relative path, size and modification time: changes when any image file does."""
+    rows = []
+    for rec in records:
+        path = image_path(image_root, rec)
+        try:
+            st = path.stat()
+            rows.append((rec["file_name"], st.st_size, st.st_mtime_ns))
+        except FileNotFoundError:
+            rows.append((rec["file_name"], -1, -1))
+    return sha256_json(sorted(rows))
+
+
 def cache_key(bundle: ClipBundle, split: Split, scale_factor: float, available: Iterable[int],
-              precision: str = "auto") -> str:
+              precision: str = "auto", image_root: str | os.PathLike | None = None) -> str:
+    available = sorted(available)
+    images = image_fingerprint(image_root, [split.images[i] for i in available]) if image_root is not None else None
     return sha256_json({
         "version": EMBED_VERSION, **encoder_identity(bundle, precision),
         "split_sha256": sha256_file(split.path), "scale_factor": float(scale_factor),
-        "available_images": sorted(available),
+        "available_images": available, "image_files": images,
     })
 
 
@@ -91,62 +140,135 @@ def embeddings_dir(cache_dir: str | os.PathLike | None = None) -> Path:
     return Path(cache_dir) if cache_dir else cache_folder("embeddings")
 
 
-def read_entry(path: Path) -> dict | None:
-    """A cache entry's tensors (``weights_only`` load), or None if it is absent or unreadable; an unreadable
-    entry is recomputed by the caller, never trusted, and left in place until then."""
-    if not path.exists():
+def remove_orphans(folder: Path) -> list[Path]:
+    """Delete what killed runs left in the embedding cache: ``.part`` temporaries and per-process crop files
+    whose writer on this host has ended (or older than a day). The shared ``crops-<key>.npy`` stays: a later
+    run resumes it."""
+    removed = remove_stale_temporaries(folder)
+    if folder.is_dir():
+        for path in folder.glob("crops-*-*.npy"):
+            if _PRIVATE_STREAM.match(path.name) and is_stale(path, _PRIVATE_STREAM):
+                remove_stream(path)
+                removed.append(path)
+    return removed
+
+
+def _check_split_entry(data: dict) -> SplitEmbeddings:
+    try:
+        emb = SplitEmbeddings(**{k: v for k, v in data.items() if k not in ("key", "checksum")})
+    except TypeError as exc:
+        raise EntryMismatch(f"has another layout ({exc})") from exc
+    if not all(isinstance(t, torch.Tensor) for t in (emb.image, emb.text, emb.image_norm, emb.text_norm,
+                                                      emb.positive, emb.negatives, emb.annotation_ids)):
+        raise EntryMismatch("lacks a tensor it should hold")
+    n, c = len(emb), len(emb.captions)
+    d = int(emb.image.shape[-1]) if emb.image.ndim == 2 else -1
+    check_unit_rows("image", emb.image, emb.image_norm, n, d)
+    check_unit_rows("text", emb.text, emb.text_norm, c, d)
+    if tuple(emb.positive.shape) != (n,) or emb.negatives.ndim != 2 or emb.negatives.shape[0] != n \
+            or tuple(emb.annotation_ids.shape) != (n,):
+        raise EntryMismatch("'positive', 'negatives' or 'annotation_ids' do not have one row per crop")
+    in_range = ((emb.positive >= 0) & (emb.positive < c)).all() and ((emb.negatives >= -1) & (emb.negatives < c)).all()
+    if n and not in_range:
+        raise EntryMismatch("caption indices point outside 'captions'")
+    return emb
+
+
+def load_cached(path: Path, key: str) -> SplitEmbeddings | None:
+    """A split's cached embeddings made from ``key``, or None if the entry is absent or must not be used
+    (unreadable, other inputs, corrupted, another layout, inconsistent shapes, non-finite values)."""
+    data = read_entry(path, key)
+    if data is None:
         return None
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def write_entry(path: Path, data: dict) -> None:
-    """Save a cache entry atomically (temp file + rename)."""
-    with atomic_path(path) as tmp:
-        torch.save(data, tmp)
-
-
-def load_cached(path: Path) -> SplitEmbeddings | None:
-    """A split's cached embeddings, or None if the entry is absent, unreadable or of another layout."""
-    data = read_entry(path)
-    try:
-        return SplitEmbeddings(**data) if data is not None else None
-    except TypeError:
+        return _check_split_entry(data)
+    except EntryMismatch as exc:
+        warnings.warn(f"{path}: cache entry {exc}; recomputing it", stacklevel=2)
         return None
 
 
 def crop_stream_path(bundle: ClipBundle, plan: CropPlan, cache_dir: str | os.PathLike | None = None,
                      precision: str = "auto") -> Path:
-    """The file :func:`crop_embeddings` streams ``plan``'s embeddings into, named by all that produces them."""
+    """The file :func:`crop_embeddings` streams ``plan``'s embeddings into, named by the encoder and the crops;
+    which image files the rows were made from is kept beside it (:func:`_files_sidecar`)."""
     key = sha256_json({"version": EMBED_VERSION, **encoder_identity(bundle, precision),
                        "scale_factor": plan.scale_factor, "crops": plan.keys()})
     return embeddings_dir(cache_dir) / f"crops-{key[:20]}.npy"
 
 
+def _file_states(plan: CropPlan) -> list[list]:
+    """(size, modification time) of each image of ``plan``, in plan order."""
+    states = []
+    for im in plan.images:
+        try:
+            st = os.stat(im.path)
+            states.append([st.st_size, st.st_mtime_ns])
+        except FileNotFoundError:
+            states.append([-1, -1])
+    return states
+
+
+def _files_sidecar(stream: Path) -> Path:
+    return stream.with_name(stream.stem + ".files.json")
+
+
+def _rows_still_valid(plan: CropPlan, stream: Path, states: list[list]) -> int:
+    """How many leading rows of ``stream`` were made from image files that are unchanged since: up to the first
+    row of the first image whose size or modification time differs (0 without a record)."""
+    try:
+        recorded = json.loads(_files_sidecar(stream).read_text())
+    except (OSError, ValueError):
+        return 0
+    if not isinstance(recorded, list) or len(recorded) != len(states):
+        return 0
+    row = 0
+    for im, old, new in zip(plan.images, recorded, states, strict=True):
+        if old != new:
+            return row
+        row += len(im.boxes)
+    return row
+
+
+def _sound_rows(rows: np.ndarray) -> np.ndarray:
+    """Rows ``[unit vector, norm]`` as the crop pipeline writes them: finite, unit, positive norm."""
+    unit, norm = rows[:, :-1], rows[:, -1]
+    return (np.isfinite(rows).all(axis=1) & (norm > 0)
+            & (np.abs(np.linalg.norm(unit, axis=1) - 1) <= UNIT_TOLERANCE))
+
+
 def crop_embeddings(bundle: ClipBundle, plan: CropPlan, *, cache_dir: str | os.PathLike | None = None,
                     batch_size: int = 256, workers: int | None = None, precision: str = "auto", progress: bool = True,
-                    desc: str = "crops", stats: PipelineStats | None = None) -> torch.Tensor:
-    """The (rows, d) embeddings of a :class:`~fgclip_utils.extraction.crop_pipeline.CropPlan`, streamed chunk by chunk
-    into ``crops-<key>.npy`` in the cache while they are computed. An interrupted run resumes after the last
-    chunk written; the file is removed once the matrix is returned (the callers cache their own results). If
-    another process is writing the same file, this one streams into a file of its own."""
+                    desc: str = "crops", stats: PipelineStats | None = None) -> tuple[torch.Tensor, Path]:
+    """The (rows, d + 1) embeddings (unit rows, norm last) of a
+    :class:`~fgclip_utils.extraction.crop_pipeline.CropPlan`, streamed chunk by chunk into ``crops-<key>.npy``
+    in the cache while they are computed, and the path of that file.
+
+    An interrupted run resumes after the last sound row written. The file stays until the caller has stored the
+    result elsewhere and deletes it. If another process is writing the same file, this one streams into a file
+    of its own (``crops-<key>-<host>-<pid>-<random>.npy``)."""
     path = crop_stream_path(bundle, plan, cache_dir, precision)
+    dim = bundle.embed_dim + 1
+    states = _file_states(plan)
     try:
-        store = RowFile(path, len(plan), bundle.embed_dim)
+        store = RowFile(path, len(plan), dim, check=_sound_rows)
+        store.truncate(_rows_still_valid(plan, path, states))  # rows of images changed since are made again
     except RowFileBusy:  # the same extraction is running in another process: work apart, no resuming
-        store = RowFile(path.with_name(f"{path.stem}-{os.getpid()}-{uuid.uuid4().hex[:8]}.npy"), len(plan),
-                        bundle.embed_dim)
+        store = RowFile(path.with_name(f"{path.stem}-{owner_tag()}-{uuid.uuid4().hex[:8]}.npy"), len(plan), dim,
+                        check=_sound_rows)
+    atomic_write_json(_files_sidecar(store.path), states)
     with store:
         for first, emb in iter_crop_embeddings(bundle, plan, batch_size=batch_size, workers=workers,
                                                precision=precision, skip_rows=store.done, progress=progress,
                                                desc=desc, stats=stats):
             store.write(first, emb)
         matrix = store.read()
-    store.discard()
-    return matrix
+    return matrix, store.path
+
+
+def remove_stream(stream: Path) -> None:
+    """Delete a crop stream file and its record of image files (once its rows are stored elsewhere)."""
+    stream.unlink(missing_ok=True)
+    _files_sidecar(stream).unlink(missing_ok=True)
 
 
 @dataclass
@@ -178,11 +300,13 @@ def _assemble(layout: _Layout, image: torch.Tensor, text: torch.Tensor, meta: di
     for row, ann in enumerate(ordered):
         negatives[row, :len(ann.negatives)] = torch.tensor([index[c] for c in ann.negatives], dtype=torch.long)
     return SplitEmbeddings(
-        image=image, text=text, captions=list(layout.captions),
+        image=image[:, :-1].contiguous(), image_norm=image[:, -1].contiguous(),
+        text=text[:, :-1].contiguous(), text_norm=text[:, -1].contiguous(), captions=list(layout.captions),
         positive=torch.tensor([index[a.positive] for a in ordered], dtype=torch.long),
         negatives=negatives, annotation_ids=torch.tensor([a.id for a in ordered], dtype=torch.long),
         n_missing_images=len(layout.split.annotations) - len(ordered),
-        meta={**meta, "split": layout.split.name, "key": layout.key})
+        meta={**meta, "split": layout.split.name, "key": layout.key,
+              "identical_negatives": len(layout.split.identical_negatives)})
 
 
 def embed_splits(bundle: ClipBundle, splits: Sequence[Split] | Mapping[str, Split], image_root: str | os.PathLike, *,
@@ -196,9 +320,12 @@ def embed_splits(bundle: ClipBundle, splits: Sequence[Split] | Mapping[str, Spli
     ``available`` maps a split name to the image ids on disk (e.g. ``fetch_images(...).available``); by
     default, every image of the split that exists under ``image_root``. ``workers`` are the crop pipeline's
     DataLoader workers (None: one per core beyond the first, at most 8; 0: none). ``precision`` is
-    ``"auto"`` (bf16 autocast on GPU, fp32 on CPU), ``"fp32"``, ``"bf16"`` or ``"fp16"``.
+    ``"auto"`` (bf16 autocast on a GPU with native bf16, fp16 on an older one, fp32 on CPU), ``"fp32"``,
+    ``"bf16"`` or ``"fp16"``.
     """
     splits = list(splits.values()) if isinstance(splits, Mapping) else list(splits)
+    folder = embeddings_dir(cache_dir)
+    remove_orphans(folder)
     results: dict[str, SplitEmbeddings] = {}
     todo: list[_Layout] = []
     for split in splits:
@@ -206,9 +333,9 @@ def embed_splits(bundle: ClipBundle, splits: Sequence[Split] | Mapping[str, Spli
             avail = set(available[split.name])
         else:
             avail = {i for i, rec in split.images.items() if image_path(image_root, rec).exists()}
-        key = cache_key(bundle, split, scale_factor, avail, precision)
-        entry = embeddings_dir(cache_dir) / f"{bundle.name}-{split.name}-{key[:20]}.pt"
-        cached = load_cached(entry)
+        key = cache_key(bundle, split, scale_factor, avail, precision, image_root)
+        entry = folder / f"{bundle.name}-{split.name}-{key[:20]}.pt"
+        cached = load_cached(entry, key)
         if cached is not None:
             cached.meta["from_cache"] = True
             results[split.name] = cached
@@ -219,13 +346,16 @@ def embed_splits(bundle: ClipBundle, splits: Sequence[Split] | Mapping[str, Spli
         def crop_of(layout: _Layout, ann) -> tuple:
             return image_path(image_root, layout.split.images[ann.image_id]), ann.bbox
 
-        plan = plan_crops([crop_of(lay, a) for lay in todo for a in lay.annotations], scale_factor)
+        sizes = {str(image_path(image_root, rec)): declared_size(rec)
+                 for lay in todo for rec in lay.split.images.values()}
+        plan = plan_crops([crop_of(lay, a) for lay in todo for a in lay.annotations], scale_factor, sizes)
         names = "+".join(lay.split.name for lay in todo)
-        image = crop_embeddings(bundle, plan, cache_dir=cache_dir, batch_size=batch_size, workers=workers,
-                                precision=precision, progress=progress, desc=f"crops {names}", stats=stats)
+        image, stream = crop_embeddings(bundle, plan, cache_dir=cache_dir, batch_size=batch_size, workers=workers,
+                                        precision=precision, progress=progress, desc=f"crops {names}", stats=stats)
         captions = sorted({c for lay in todo for c in lay.captions})
         start = time.perf_counter()
-        text = encode_texts(bundle, captions, batch_size=batch_size, progress=progress, precision=precision)
+        text = encode_texts(bundle, captions, batch_size=batch_size, progress=progress, precision=precision,
+                            with_norms=True)
         if stats is not None:
             stats.extra.update(captions=len(captions), captions_s=time.perf_counter() - start)
         caption_row = {c: i for i, c in enumerate(captions)}
@@ -235,9 +365,10 @@ def embed_splits(bundle: ClipBundle, splits: Sequence[Split] | Mapping[str, Spli
             own_image = image if torch.equal(rows, torch.arange(len(image))) else image[rows]
             own_text = text if lay.captions == captions else text[[caption_row[c] for c in lay.captions]]
             result = _assemble(lay, own_image, own_text, meta)
-            write_entry(lay.entry, result.to_dict())
+            write_entry(lay.entry, result.to_dict(), lay.key)
             result.meta["from_cache"] = False
             results[lay.split.name] = result
+        remove_stream(stream)  # every entry is written: the crops live on there
     return {split.name: results[split.name] for split in splits}
 
 
@@ -261,29 +392,72 @@ def embed_benchmark(bundle: ClipBundle, bench: Benchmark, splits=None, scale_fac
 
 @dataclass
 class CaptionEmbeddings:
-    """Whole-image and caption embeddings of a :class:`~fgclip_utils.data.coco_captions.CaptionSet`."""
+    """Whole-image and caption embeddings of a :class:`~fgclip_utils.data.coco_captions.CaptionSet`: unit
+    vectors and each one's norm before normalising."""
 
     image: torch.Tensor
     text: torch.Tensor
     caption_set: CaptionSet
+    image_norm: torch.Tensor | None = None
+    text_norm: torch.Tensor | None = None
+    key: str = ""  # the cache key it was made from
+
+    def inputs(self, space: str = "unit") -> tuple[torch.Tensor, torch.Tensor]:
+        """(image, text) embeddings in ``space``: ``"unit"`` or ``"raw"`` (see :meth:`SplitEmbeddings.inputs`)."""
+        if space == "unit":
+            return self.image, self.text
+        if space == "raw":
+            return _raw(self.image, self.image_norm), _raw(self.text, self.text_norm)
+        raise ValueError(f"space must be 'unit' or 'raw', got {space!r}")
 
 
 def embed_caption_set(bundle: ClipBundle, cs: CaptionSet, image_root: str | os.PathLike, batch_size: int = 256,
                       cache_dir: str | os.PathLike | None = None, progress: bool = True, workers: int | None = None,
                       precision: str = "auto") -> CaptionEmbeddings:
-    """Whole-image and caption embeddings, cached by model, weights, precision and the caption set's content;
-    the images go through the crop pipeline (one whole-image "crop" each)."""
-    key = sha256_json({"v": 2, **encoder_identity(bundle, precision), "images": cs.images, "captions": cs.captions})
-    entry = embeddings_dir(cache_dir) / f"{bundle.name}-{cs.name}-{key[:20]}.pt"
-    cached = read_entry(entry)
-    if cached is not None and {"image", "text"} <= cached.keys():
-        return CaptionEmbeddings(cached["image"], cached["text"], cs)
+    """Whole-image and caption embeddings, cached by model, weights, precision, the caption set's content and
+    its image files; the images go through the crop pipeline (one whole-image "crop" each)."""
+    key = sha256_json({"version": EMBED_VERSION, **encoder_identity(bundle, precision), "images": cs.images,
+                       "captions": cs.captions, "image_files": image_fingerprint(image_root, cs.images)})
+    folder = embeddings_dir(cache_dir)
+    remove_orphans(folder)
+    entry = folder / f"{bundle.name}-{cs.name}-{key[:20]}.pt"
+    data = read_entry(entry, key)
+    if data is not None:
+        try:
+            d = int(data["image"].shape[-1])
+            check_unit_rows("image", data["image"], data["image_norm"], len(cs.images), d)
+            check_unit_rows("text", data["text"], data["text_norm"], len(cs.captions), d)
+            return CaptionEmbeddings(data["image"], data["text"], cs, data["image_norm"], data["text_norm"], key)
+        except (EntryMismatch, KeyError, AttributeError) as exc:
+            warnings.warn(f"{entry}: cache entry {exc}; recomputing it", stacklevel=2)
 
     paths = [image_path(image_root, rec) for rec in cs.images]
-    plan = plan_crops([(p, None) for p in paths])
-    image = crop_embeddings(bundle, plan, cache_dir=cache_dir, batch_size=batch_size, workers=workers,
-                            precision=precision, progress=progress, desc=cs.name)
+    plan = plan_crops([(p, None) for p in paths], sizes={str(p): declared_size(rec) for p, rec in
+                                                         zip(paths, cs.images, strict=True)})
+    image, stream = crop_embeddings(bundle, plan, cache_dir=cache_dir, batch_size=batch_size, workers=workers,
+                                    precision=precision, progress=progress, desc=cs.name)
     img = image[torch.tensor([plan.row(p, None) for p in paths], dtype=torch.long)]
-    txt = encode_texts(bundle, cs.captions, batch_size=batch_size, progress=progress, precision=precision)
-    write_entry(entry, {"image": img, "text": txt})
-    return CaptionEmbeddings(img, txt, cs)
+    txt = encode_texts(bundle, cs.captions, batch_size=batch_size, progress=progress, precision=precision,
+                       with_norms=True)
+    result = CaptionEmbeddings(img[:, :-1].contiguous(), txt[:, :-1].contiguous(), cs, img[:, -1].contiguous(),
+                               txt[:, -1].contiguous(), key)
+    write_entry(entry, {"image": result.image, "text": result.text, "image_norm": result.image_norm,
+                        "text_norm": result.text_norm}, key)
+    remove_stream(stream)
+    return result
+
+
+def profile_embeddings(profile: Profile, bundle: ClipBundle, bench: Benchmark, splits=None, progress: bool = True
+                       ) -> dict[str, SplitEmbeddings]:
+    """:func:`embed_benchmark` with ``profile``'s extraction settings (scale factor, batch size, precision): the one
+    way notebooks and recipes extract split embeddings, so that training, validation and test rows of a run share
+    one precision and one cache."""
+    ex = profile.extract
+    return embed_benchmark(bundle, bench, splits, ex.scale_factor, ex.batch_size, progress, precision=ex.precision)
+
+
+def profile_caption_embeddings(profile: Profile, bundle: ClipBundle, cs: CaptionSet, image_root: str | os.PathLike,
+                               progress: bool = True) -> CaptionEmbeddings:
+    """:func:`embed_caption_set` with ``profile``'s extraction settings (batch size, precision)."""
+    ex = profile.extract
+    return embed_caption_set(bundle, cs, image_root, ex.batch_size, progress=progress, precision=ex.precision)

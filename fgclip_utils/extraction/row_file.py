@@ -2,13 +2,15 @@
 
 :class:`RowFile` is a ``.npy`` file whose header states the final shape up front; rows are appended in order
 and reach the file (the OS page cache) as soon as they are written, so a killed process loses at most the
-block in flight. Opening the same path again resumes after the last complete row; a file whose header does
-not match the expected shape is started afresh. Nothing is kept in memory but the block being written.
+block in flight. Opening the same path again resumes after the last complete row that passes ``check`` (a row
+that does not, and every row after it, is written again); a file whose header does not match the expected shape
+is started afresh. Nothing is kept in memory but the block being written or checked.
 """
 from __future__ import annotations
 
 import io
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 try:
@@ -20,6 +22,13 @@ import numpy as np
 import torch
 
 _DTYPE = np.dtype("<f4")
+RowCheck = Callable[[np.ndarray], np.ndarray]  # (n, dim) rows -> (n,) bool: which rows are sound
+_CHECK_BLOCK = 1 << 14
+
+
+def finite_rows(rows: np.ndarray) -> np.ndarray:
+    """The default row check: every value finite."""
+    return np.isfinite(rows).all(axis=1)
 
 
 def _header(rows: int, dim: int) -> bytes:
@@ -33,9 +42,9 @@ class RowFileBusy(RuntimeError):
 
 
 class RowFile:
-    """Append-only (rows, dim) float32 ``.npy`` at ``path``; ``done`` is the number of rows already in it."""
+    """Append-only (rows, dim) float32 ``.npy`` at ``path``; ``done`` is the number of sound rows already in it."""
 
-    def __init__(self, path: str | os.PathLike, rows: int, dim: int):
+    def __init__(self, path: str | os.PathLike, rows: int, dim: int, check: RowCheck = finite_rows):
         self.path, self.rows, self.dim = Path(path), int(rows), int(dim)
         self.header = _header(self.rows, self.dim)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -49,12 +58,24 @@ class RowFile:
         row_bytes = self.dim * _DTYPE.itemsize
         self._fh.seek(0)
         if self._fh.read(len(self.header)) == self.header:
-            self.done = min(self.rows, (os.fstat(self._fh.fileno()).st_size - len(self.header)) // row_bytes)
+            complete = min(self.rows, (os.fstat(self._fh.fileno()).st_size - len(self.header)) // row_bytes)
+            self.done = self._sound_prefix(complete, check)
         else:  # absent, empty or another matrix: start afresh
             self.done = 0
             self._fh.truncate(0)
             self._fh.write(self.header)
-        self._fh.truncate(len(self.header) + self.done * row_bytes)  # drop a torn last row
+        self._fh.truncate(len(self.header) + self.done * row_bytes)  # drop a torn or unsound tail
+
+    def _sound_prefix(self, complete: int, check: RowCheck) -> int:
+        """How many of the first ``complete`` rows pass ``check`` before the first that does not."""
+        self._fh.seek(len(self.header))
+        for start in range(0, complete, _CHECK_BLOCK):
+            n = min(_CHECK_BLOCK, complete - start)
+            block = np.frombuffer(self._fh.read(n * self.dim * _DTYPE.itemsize), dtype=_DTYPE).reshape(n, self.dim)
+            bad = np.flatnonzero(~check(block))
+            if len(bad):
+                return start + int(bad[0])
+        return complete
 
     @property
     def complete(self) -> bool:
@@ -72,6 +93,13 @@ class RowFile:
             raise ValueError(f"{self.path}: {self.done + len(block)} rows exceed the declared {self.rows}")
         self._fh.write(block.tobytes())
         self.done += len(block)
+
+    def truncate(self, rows: int) -> None:
+        """Keep only the first ``rows`` rows (fewer than :attr:`done`: the rest will be written again)."""
+        if rows < self.done:
+            self.done = max(0, int(rows))
+            self._fh.truncate(len(self.header) + self.done * self.dim * _DTYPE.itemsize)
+            self._fh.seek(0, os.SEEK_END)
 
     def read(self) -> torch.Tensor:
         """The complete matrix (an error if rows are missing)."""
