@@ -1,64 +1,278 @@
-"""Result tables the notebooks compute, stored in the cache so figures can be redrawn without recomputing.
+"""Result tables and evaluation records, kept per run so that runs never overwrite each other.
 
-:data:`RESULT_TABLES` is the one place that names them; a table is saved as ``<name>_<profile>.csv`` in the
-cache's ``results`` folder. Training histories are one table per trained head (:func:`history_table`).
+A :class:`Run` is one profile with one backbone (model and weights) and the settings that made its numbers. Its
+name is the backbone's (``ViT-B-16-openai``), followed by ``-s<key>`` when any setting differs from the profile's
+defaults (a scale factor of 1.5, a precision, a recipe change, ...). Everything a run computes lives in
+``<cache>/results/<profile>/<run>/``:
+
+- the tables behind the figures (:data:`RESULT_TABLES` is the one place that names them), each a CSV with a
+  manifest (columns, rows, sha256) beside it, so a truncated or header-only table is an error, never a figure
+  drawn from part of the data;
+- ``records/``: one JSON record per evaluation, in the spirit of LAION's CLIP_benchmark (model, pretrained,
+  dataset, task, metrics, settings, package versions, git commit, hashes of the split files).
 """
 from __future__ import annotations
 
+import hashlib
 import io
+import json
+import os
+import re
+import subprocess
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
 
-from .atomic_io import atomic_write_bytes
+from .atomic_io import atomic_write_bytes, atomic_write_json, sha256_json
 from .cache import cache_folder
 from .data.fgovd import SPLITS
+from .profiles import PROFILES, Profile, profile_from_settings
 
-RESULT_TABLES: dict[str, str] = {
-    "nb01_vanilla_clip": "vanilla CLIP per split and backbone (notebook 01)",
-    "nb01_failures_hard": "Hard-split crops whose best negative beats the positive (notebook 01)",
-    "nb02_heads": "vanilla CLIP and every head: accuracy per split and COCO recalls (notebook 02)",
-    "nb02_history": "training history of one head, one table per kind and loss (notebook 02)",
-    "nb03_separability": "separability of each attribute before and after the head (notebook 03)",
-    "nb03_umap": "2-D UMAP coordinates with attribute labels (notebook 03)",
+# name -> (what it holds, columns it must have)
+RESULT_TABLES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "nb01_vanilla_clip": ("vanilla CLIP per split: the paper's mean rank at N and the study's accuracy (notebook 01)",
+                          ("method", "split", "paper_n", "mean_rank_at_n", "n_kept", "accuracy", "n")),
+    "nb01_failures_hard": ("Hard-split crops whose best negative beats the positive (notebook 01)",
+                           ("annotation_id", "image_id", "rank", "positive", "winner", "method", "scale_factor")),
+    "nb02_paper_heads": ("the paper's heads, vanilla CLIP and the released heads, in Table B's layout (notebook 02)",
+                         ("method", "stage", "kind", "fg", "mean_rank_sum", "i2t_r1", "t2i_r1")),
+    "nb02_study_heads": ("the study's own heads: accuracy and mean rank per split, COCO recalls (notebook 02)",
+                         ("method", "kind", "loss", "fg", "rsum")),
+    "nb02_history": ("training history of one head, one table per head (notebook 02)", ("epoch",)),
+    "nb03_separability": ("separability of each attribute before and after the head (notebook 03)",
+                          ("stage", "modality", "attribute", "knn_acc", "probe_acc", "majority", "silhouette")),
+    "nb03_umap": ("2-D UMAP coordinates with attribute labels (notebook 03)", ("stage", "modality", "x", "y")),
 }
 
 
-def history_table(kind: str, loss: str) -> str:
-    """Name of the training-history table of head ``kind`` trained with ``loss``."""
-    return f"nb02_history_{kind}_{loss}"
+class ResultTableError(ValueError):
+    """A result table that must not be used (missing, truncated, another schema); the message names the file."""
 
 
-def _check_name(name: str) -> str:
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._]+", "-", text).strip("-")
+
+
+def run_settings(profile: Profile) -> dict:
+    """Everything of ``profile`` that changes its numbers (its name, disclaimer and backbones aside)."""
+    settings = asdict(profile)
+    for key in ("name", "disclaimer", "backbones"):
+        settings.pop(key)
+    return settings
+
+
+@dataclass(frozen=True)
+class Run:
+    """One profile, one backbone, one set of settings: where its tables, records and figures go."""
+
+    profile: str
+    backbone: tuple[str, str | None]  # (model, pretrained tag or weights file)
+    weights_id: str  # what identifies the weights (the tag, or a local file's sha256)
+    settings: dict = field(hash=False, compare=False)
+
+    @property
+    def settings_key(self) -> str:
+        """Empty for the profile's default settings, else a short key of them."""
+        default = PROFILES.get(self.profile)
+        if default is not None and run_settings(default) == self.settings:
+            return ""
+        return sha256_json(self.settings)[:8]
+
+    @property
+    def name(self) -> str:
+        model, _ = self.backbone
+        weights = self.weights_id if not self.weights_id.startswith("file:") else f"file-{self.weights_id[5:17]}"
+        base = _slug(f"{model}-{weights}".replace("random:", "random"))
+        return f"{base}-s{self.settings_key}" if self.settings_key else base
+
+    @property
+    def folder(self) -> Path:
+        return cache_folder("results") / self.profile / self.name
+
+    def profile_object(self) -> Profile:
+        """The profile as this run was made (its settings applied to the named profile)."""
+        return profile_from_settings(self.profile, self.settings, backbones=(self.backbone,))
+
+    def save_meta(self) -> Path:
+        """Record what the run is (``run.json``), so that it can be redrawn later from its folder alone."""
+        return atomic_write_json(self.folder / "run.json", {"profile": self.profile, "backbone": list(self.backbone),
+                                                            "weights_id": self.weights_id, "settings": self.settings})
+
+    @classmethod
+    def from_folder(cls, folder: str | os.PathLike) -> Run:
+        path = Path(folder) / "run.json"
+        try:
+            meta = json.loads(path.read_text())
+            return cls(meta["profile"], tuple(meta["backbone"]), meta["weights_id"], meta["settings"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ResultTableError(f"{path}: not a readable run record ({exc})") from exc
+
+    def describe(self) -> str:
+        model, pretrained = self.backbone
+        what = f"{model} ({pretrained or 'random-init'}), profile {self.profile}"
+        return what + (f", settings {self.settings_key} (not the profile's defaults)" if self.settings_key else "")
+
+
+def run_for(profile: Profile, bundle) -> Run:
+    """The run of ``profile`` with backbone ``bundle`` (a loaded :class:`~fgclip_utils.ClipBundle`)."""
+    run = Run(profile.name, (bundle.name, bundle.pretrained), bundle.weights_id, run_settings(profile))
+    run.save_meta()
+    return run
+
+
+def runs_of(profile: str) -> list[Run]:
+    """The runs of ``profile`` that have results in the cache."""
+    root = cache_folder("results") / profile
+    folders = sorted(p for p in root.iterdir() if (p / "run.json").is_file()) if root.is_dir() else []
+    return [Run.from_folder(p) for p in folders]
+
+
+def history_table(kind: str, stage: str) -> str:
+    """Name of the training-history table of head ``kind`` at ``stage`` (a loss or a recipe stage)."""
+    return f"nb02_history_{kind}_{stage}"
+
+
+def _schema(name: str) -> tuple[str, ...]:
     base = "nb02_history" if name.startswith("nb02_history_") else name
     if base not in RESULT_TABLES:
         raise KeyError(f"unknown result table {name!r}; expected one of {sorted(RESULT_TABLES)}")
-    return name
+    return RESULT_TABLES[base][1]
 
 
-def results_dir() -> Path:
-    path = cache_folder("results")
-    path.mkdir(parents=True, exist_ok=True)
+def _folder(run: Run | str | os.PathLike) -> Path:
+    return run.folder if isinstance(run, Run) else Path(run)
+
+
+def table_path(name: str, run: Run | str | os.PathLike) -> Path:
+    _schema(name)
+    return _folder(run) / f"{name}.csv"
+
+
+def _manifest(path: Path) -> Path:
+    return path.with_name(path.name + ".json")
+
+
+def save_table(table: pd.DataFrame, name: str, run: Run | str | os.PathLike) -> Path:
+    """Write ``table`` (it must have the columns its name requires) and its manifest, both atomically."""
+    missing = [c for c in _schema(name) if c not in table.columns]
+    if missing:
+        raise ResultTableError(f"table {name!r} lacks the columns {missing}")
+    buf = io.StringIO()
+    table.to_csv(buf, index=False)
+    data = buf.getvalue().encode()
+    path = atomic_write_bytes(table_path(name, run), data)
+    atomic_write_json(_manifest(path), {"columns": list(table.columns), "rows": len(table),
+                                        "sha256": hashlib.sha256(data).hexdigest()})
     return path
 
 
-def table_path(name: str, profile: str) -> Path:
-    return results_dir() / f"{_check_name(name)}_{profile}.csv"
-
-
-def save_table(table: pd.DataFrame, name: str, profile: str) -> Path:
-    buf = io.StringIO()
-    table.to_csv(buf, index=False)
-    return atomic_write_bytes(table_path(name, profile), buf.getvalue().encode())
-
-
-def load_table(name: str, profile: str) -> pd.DataFrame:
-    path = table_path(name, profile)
+def load_table(name: str, run: Run | str | os.PathLike) -> pd.DataFrame:
+    """The table ``name`` of ``run``, verified against its manifest; FileNotFoundError when the notebook that
+    makes it has not run, :class:`ResultTableError` when it is damaged."""
+    path = table_path(name, run)
     if not path.exists():
-        raise FileNotFoundError(f"{path} not found: run the notebook that makes '{name}' in profile '{profile}' first")
-    return pd.read_csv(path)
+        raise FileNotFoundError(f"{path} not found: run the notebook that makes '{name}' first")
+    try:
+        manifest = json.loads(_manifest(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise ResultTableError(f"{path}: its manifest {_manifest(path).name} is missing or unreadable ({exc})") from exc
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != manifest.get("sha256"):
+        raise ResultTableError(f"{path}: its content is not what was saved (truncated or edited): "
+                               f"{len(data)} bytes, sha256 differs from its manifest")
+    table = pd.read_csv(io.BytesIO(data))
+    if list(table.columns) != manifest.get("columns") or len(table) != manifest.get("rows"):
+        raise ResultTableError(f"{path}: {len(table)} rows x {list(table.columns)} where its manifest says "
+                               f"{manifest.get('rows')} rows x {manifest.get('columns')}")
+    return table
 
 
 def acc_columns(table: pd.DataFrame) -> list[str]:
     """The per-split accuracy columns (``acc_<split>``) of a results table, in the papers' split order."""
     return [f"acc_{s}" for s in SPLITS if f"acc_{s}" in table.columns]
+
+
+# ------------------------------------------------------------------ evaluation records
+RECORD_PACKAGES = ("torch", "torchvision", "open_clip_torch", "numpy", "pillow")
+
+
+def git_commit(path: str | os.PathLike | None = None) -> str | None:
+    """The commit of the git checkout this package runs from (with ``+dirty`` for uncommitted changes), or None."""
+    root = Path(path) if path else Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + ("+dirty" if dirty else "") if head else None
+
+
+def package_versions() -> dict[str, str | None]:
+    out = {}
+    for name in RECORD_PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def write_record(run: Run, dataset: str, task: str, metrics: dict, **extra) -> Path:
+    """Write one evaluation's JSON record to ``<run>/records/<dataset>_<weights>_<model>_en_<task>.json``
+    (CLIP_benchmark's file naming) and return its path. ``extra`` adds fields (method, files, notes, ...)."""
+    model, pretrained = run.backbone
+    record = {"dataset": dataset, "model": model, "pretrained": pretrained, "weights_id": run.weights_id,
+              "task": task, "language": "en", "metrics": metrics, "profile": run.profile, "run": run.name,
+              "settings": run.settings, "versions": package_versions(), "git_commit": git_commit(),
+              "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), **extra}
+    name = "_".join(_slug(part) for part in (dataset, run.weights_id, model, "en", task)) + ".json"
+    return atomic_write_json(run.folder / "records" / name, json.loads(json.dumps(record, default=str)))
+
+
+def read_records(folder: str | os.PathLike) -> list[dict]:
+    """Every JSON record under ``folder`` (recursively), e.g. to merge several runs into one table."""
+    records = []
+    for path in sorted(Path(folder).rglob("*.json")):
+        if path.parent.name != "records":
+            continue
+        try:
+            records.append(json.loads(path.read_text()))
+        except ValueError as exc:
+            raise ValueError(f"{path}: not a JSON record ({exc})") from exc
+    return records
+
+
+def record_split_table(run: Run, table: pd.DataFrame, split_files: dict[str, os.PathLike], source: str) -> list[Path]:
+    """One record per row of a per-split table (:func:`~fgclip_utils.evaluation.fine_grained.evaluate_splits`):
+    dataset ``<source>_<split>`` (``fgovd`` or ``synthetic``), task ``fine_grained_ranking``, with the split
+    file's name and sha256."""
+    from .atomic_io import sha256_file
+
+    metric_columns = ["paper_n", "mean_rank_at_n", "n_kept", "chance_mean_rank_at_n", "accuracy", "mean_rank",
+                      "mrr", "n", "chance", "skipped", "missing_images", "identical_negatives"]
+    paths = []
+    for _, row in table.iterrows():
+        split = row["split"]
+        path = Path(split_files[split])
+        metrics = {c: (None if pd.isna(row[c]) else row[c].item() if hasattr(row[c], "item") else row[c])
+                   for c in metric_columns if c in row}
+        paths.append(write_record(run, f"{source}_{split}", "fine_grained_ranking", metrics, method=row["method"],
+                                  split_file=path.name, split_file_sha256=sha256_file(path)))
+    return paths
+
+
+def record_method_rows(run: Run, table: pd.DataFrame, dataset: str, task: str) -> list[Path]:
+    """One record per method row (:func:`~fgclip_utils.evaluation.method_results.method_row`), every numeric
+    column a metric."""
+    paths = []
+    for _, row in table.iterrows():
+        metrics = {k: (None if pd.isna(v) else v.item() if hasattr(v, "item") else v)
+                   for k, v in row.items() if isinstance(v, int | float) or hasattr(v, "item")}
+        info = {k: v for k, v in row.items() if isinstance(v, str)}
+        paths.append(write_record(run, dataset, f"{task}_{_slug(row['method'])}", metrics, **info))
+    return paths

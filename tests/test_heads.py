@@ -4,14 +4,16 @@ import torch.nn.functional as F
 
 from fgclip_utils.heads.architectures import HEAD_KINDS, build_head
 from fgclip_utils.heads.fgclip_checkpoints import FGCLIP_CHECKPOINTS, download_fgclip_checkpoint, load_fgclip_checkpoint
+from fgclip_utils.heads.paper_heads import PAPER_HEAD_KINDS
+from fgclip_utils.heads.study_heads import STUDY_HEAD_KINDS
 
 
 def _emb(n, d, seed):
     return F.normalize(torch.randn(n, d, generator=torch.Generator().manual_seed(seed)), dim=-1)
 
 
-@pytest.mark.parametrize("kind", HEAD_KINDS)
-def test_untrained_head_scores_exactly_like_cosine(kind):
+@pytest.mark.parametrize("kind", STUDY_HEAD_KINDS)
+def test_untrained_study_head_scores_exactly_like_cosine(kind):
     v, t = _emb(32, 64, 0), _emb(32, 64, 1)
     head = build_head(kind, 64, seed=0).eval()
     assert torch.allclose(head.score(v, t), (v * t).sum(-1), atol=1e-6)
@@ -20,7 +22,7 @@ def test_untrained_head_scores_exactly_like_cosine(kind):
 
 def test_embed_methods_and_parameter_counts():
     d = 512
-    counts = {k: build_head(k, d).n_parameters for k in HEAD_KINDS}
+    counts = {k: build_head(k, d).n_parameters for k in STUDY_HEAD_KINDS}
     assert counts["linear"] == 2 * (d * d + d) and counts["linear-image"] == counts["linear-text"] == d * d + d
     assert counts["mlp"] > counts["linear"] and counts["attention"] > 0
     lin = build_head("linear-image", 8)
@@ -51,67 +53,139 @@ def test_seeded_construction_is_reproducible_and_leaves_global_rng_alone():
     assert torch.equal(before, after)
 
 
-def _official_state(sides=(0, 1), dim=512, seed=0):
+def test_paper_heads_have_the_papers_parameter_counts():
+    counts = {k: build_head(k, 512).n_parameters for k in PAPER_HEAD_KINDS}
+    assert counts == {"paper-linear": 525_312, "paper-linear-image": 262_656, "paper-linear-text": 262_656,
+                      "paper-mlp": 1_050_624, "paper-attention": 1_051_648}
+    assert set(HEAD_KINDS) == set(STUDY_HEAD_KINDS) | set(PAPER_HEAD_KINDS)
+    assert all(build_head(k, 8).input_space == "raw" for k in PAPER_HEAD_KINDS)
+    assert all(build_head(k, 8).input_space == "unit" for k in STUDY_HEAD_KINDS)
+
+
+def _raw(n, d, seed):  # raw CLIP-like embeddings: norms far from 1
+    return 8 * torch.randn(n, d, generator=torch.Generator().manual_seed(seed))
+
+
+def test_paper_projection_head_scores():
+    v, t = _raw(6, 16, 0), _raw(6, 16, 1)
+    lin = build_head("paper-linear", 16, seed=0)
+    W0, b0 = lin.linear_layers[0][0].weight, lin.linear_layers[0][0].bias
+    W1, b1 = lin.linear_layers[1][0].weight, lin.linear_layers[1][0].bias
+    mv, mt = v @ W0.T + b0, t @ W1.T + b1
+    cos = (F.normalize(mv, dim=-1) * F.normalize(mt, dim=-1)).sum(-1)
+    assert torch.allclose(lin.score(v, t), torch.sigmoid(cos), atol=1e-6)
+    dot = build_head("paper-linear", 16, seed=0, cosine=False)
+    assert torch.allclose(dot.score(v, t), torch.sigmoid((mv * mt).sum(-1)), atol=1e-6)
+    expected = torch.sigmoid(F.normalize(mv, dim=-1) @ F.normalize(mt, dim=-1).T)
+    assert torch.allclose(lin.similarity_matrix(v, t), expected, atol=1e-6)
+    image_only = build_head("paper-linear-image", 16, seed=0)
+    W = image_only.linear_layers[0][0]
+    expected = (F.normalize(W(v), dim=-1) * F.normalize(t, dim=-1)).sum(-1)  # text kept as CLIP made it
+    assert image_only.linear_layers[1] is None and torch.allclose(image_only.score(v, t), torch.sigmoid(expected))
+    mlp = build_head("paper-mlp", 16, seed=0)
+    side = mlp.linear_layers[0]
+    hidden = torch.tanh(side[1](torch.tanh(side[0](v))))  # tanh after every layer, the last included
+    assert torch.allclose(mlp.embed_image(v), F.normalize(hidden, dim=-1), atol=1e-6)
+
+
+def test_paper_attention_head_reads_the_first_channel_of_the_cls_token():
+    head = build_head("paper-attention", 16, seed=0).eval()
+    v, t = _raw(5, 16, 2), _raw(5, 16, 3)
+    cls = head.cls_linear(torch.ones(5, 1))
+    x = torch.stack([cls, v, t], dim=1)
+    out, _ = head.attention_layers[0](x, x, x)
+    assert torch.allclose(head.score(v, t), torch.sigmoid(out[:, 0, 0]), atol=1e-6)
+    assert head.attention_layers[0].num_heads == 16
+    assert build_head("paper-attention", 512).attention_layers[0].num_heads == 64
+    assert torch.allclose(head.similarity_matrix(v, t, chunk=7)[2], head.score(v[2].expand(5, -1), t), atol=1e-6)
+
+
+def _official_state(sides=(0, 1), dim=512, seed=0, layers=(0,)):
+    """A state dict with the keys and shapes of the authors' released files."""
     g = torch.Generator().manual_seed(seed)
     state = {}
     for s in sides:
-        state[f"linear_layers.{s}.0.weight"] = torch.randn(dim, dim, generator=g)
-        state[f"linear_layers.{s}.0.bias"] = torch.randn(dim, generator=g)
+        for index in layers:
+            state[f"linear_layers.{s}.{index}.weight"] = torch.randn(dim, dim, generator=g) / dim ** 0.5
+            state[f"linear_layers.{s}.{index}.bias"] = torch.randn(dim, generator=g)
     return state
 
 
-def test_official_checkpoint_loads_into_linear_head(tmp_path):
-    state = _official_state()
-    path = tmp_path / "fg-ovd_linear-mlp.pt"
+@pytest.mark.parametrize("name, sides, layers, kind", [
+    ("fg-ovd_linear-mlp", (0, 1), (0,), "paper-linear"), ("triplet_linear-mlp", (0, 1), (0,), "paper-linear"),
+    ("fg-ovd_linear-mlp_te-freezed", (0,), (0,), "paper-linear-image"),
+    ("triplet_linear-mlp_te-freezed", (0,), (0,), "paper-linear-image"),
+    ("fg-ovd_linear-mlp_ve-freezed", (1,), (0,), "paper-linear-text"),
+    ("triplet_linear-mlp_ve-freezed", (1,), (0,), "paper-linear-text"),
+    ("fg-ovd_non-linear-mlp", (0, 1), (0, 1), "paper-mlp"),  # as the authors' MLPs module numbers them
+    ("triplet_non-linear-mlp", (0, 1), (0, 2), "paper-mlp"),  # a Sequential with the Tanh inside
+])
+def test_every_released_layout_loads_into_its_paper_head(tmp_path, name, sides, layers, kind):
+    state = _official_state(sides, dim=32, layers=layers)
+    path = tmp_path / f"own-{name}.pt"  # not the released file name: no hash to check
     torch.save(state, path)
+    assert FGCLIP_CHECKPOINTS[name] == kind
     head = load_fgclip_checkpoint(path)
-    assert head.kind == "linear"
-    v, t = _emb(4, 512, 5), _emb(4, 512, 6)
-    # the authors' model: linear map per side (no activation), then cosine
-    ref_v = F.normalize(v @ state["linear_layers.0.0.weight"].T + state["linear_layers.0.0.bias"], dim=-1)
-    ref_t = F.normalize(t @ state["linear_layers.1.0.weight"].T + state["linear_layers.1.0.bias"], dim=-1)
-    assert torch.allclose(head.score(v, t), (ref_v * ref_t).sum(-1), atol=1e-5)
+    assert head.kind == kind and not head.training
+    v, t = _raw(4, 32, 5), _raw(4, 32, 6)
+    maps = []
+    for side, x in ((0, v), (1, t)):
+        for index in (layers if side in sides else ()):
+            x = x @ state[f"linear_layers.{side}.{index}.weight"].T + state[f"linear_layers.{side}.{index}.bias"]
+            if kind == "paper-mlp":
+                x = torch.tanh(x)
+        maps.append(x)
+    for cosine in (True, False):
+        head = load_fgclip_checkpoint(path, cosine=cosine)
+        a, b = (F.normalize(m, dim=-1) for m in maps) if cosine else maps
+        assert torch.allclose(head.score(v, t), torch.sigmoid((a * b).sum(-1)), atol=1e-5)
 
 
-@pytest.mark.parametrize("sides, kind", [((0,), "linear-image"), ((1,), "linear-text")])
-def test_frozen_side_checkpoints_load_into_one_sided_heads(tmp_path, sides, kind):
-    path = tmp_path / "c.pt"
-    torch.save(_official_state(sides, dim=32), path)
-    assert load_fgclip_checkpoint(path).kind == kind
+def test_a_file_named_like_a_release_must_be_the_release(tmp_path):
+    path = tmp_path / "fg-ovd_linear-mlp.pt"
+    torch.save(_official_state(dim=16), path)
+    with pytest.raises(ValueError, match="named like the released fg-ovd_linear-mlp.pt but its hash is sha256:"):
+        load_fgclip_checkpoint(path)
+    assert load_fgclip_checkpoint(path, verify=False).kind == "paper-linear"
 
 
 @pytest.mark.parametrize("state, message", [
-    ({"foo": torch.zeros(1)}, "expected keys"),
+    ({"foo": torch.zeros(1)}, "unexpected key 'foo'"),
     ({"linear_layers.0.0.weight": torch.zeros(4, 4)}, "missing 'linear_layers.0.0.bias'"),
-    ({"linear_layers.0.0.weight": torch.zeros(4, 3), "linear_layers.0.0.bias": torch.zeros(4)}, "shapes"),
-    ({**_official_state((0,), 4), "linear_layers.0.1.weight": torch.zeros(4, 4)}, "single linear layers"),
+    ({"linear_layers.0.0.weight": torch.zeros(4, 3), "linear_layers.0.0.bias": torch.zeros(4)}, "shape"),
+    ({**_official_state((0,), 4), **_official_state((1,), 4, layers=(0, 1))}, "one or two linear layers"),
+    ({**_official_state((0,), 4, layers=(0, 1))}, "a two-layer head maps both sides"),
+    ({"linear_layers.2.0.weight": torch.zeros(4, 4), "linear_layers.2.0.bias": torch.zeros(4)}, "sides 0"),
+    ({"cls_linear.bias": torch.zeros(4)}, "needs 'cls_linear.weight'"),
+    ([1, 2, 3], "expected a state dict of tensors"),
 ])
 def test_bad_checkpoints_are_clear_errors(tmp_path, state, message):
     path = tmp_path / "bad.pt"
     torch.save(state, path)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=message) as err:
         load_fgclip_checkpoint(path)
+    assert "bad.pt" in str(err.value)
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="junk.pt"):
+    with pytest.raises(ValueError, match="junk.pt: not a loadable state dict"):
         load_fgclip_checkpoint(tmp_path / "junk.pt")
 
 
-def test_download_fgclip_checkpoint_from_local_server(server, tmp_path, monkeypatch):
+def test_download_fgclip_checkpoint_verifies_the_release(upstream, tmp_path):
     import io
+
+    from fgclip_utils.data.download import DownloadError
+
     buf = io.BytesIO()
     torch.save(_official_state(dim=16), buf)
-    server.add("checkpoints/fg-ovd_linear-mlp.pt", buf.getvalue())
-    server.add("checkpoints/triplet_linear-mlp.pt", b"<html>not a checkpoint</html>")
-    from dataclasses import replace
-
-    from fgclip_utils.data import assets
-    for name in ("fg-ovd_linear-mlp", "triplet_linear-mlp"):
-        key = f"fgclip/checkpoints/{name}.pt"
-        monkeypatch.setitem(assets.ASSETS, key, replace(assets.ASSETS[key], url=server.url(f"checkpoints/{name}.pt")))
+    upstream.serve_asset("fgclip/checkpoints/fg-ovd_linear-mlp.pt", buf.getvalue())
     path = download_fgclip_checkpoint("fg-ovd_linear-mlp", tmp_path)
-    assert load_fgclip_checkpoint(path).kind == "linear"
-    from fgclip_utils.data.download import DownloadError
-    with pytest.raises(DownloadError, match="validation"):
+    assert path.name == "fg-ovd_linear-mlp.pt" and load_fgclip_checkpoint(path).kind == "paper-linear"
+    assert "/695c5d6aa467859326ca6bf603a6587716dabfe4/checkpoints/" in upstream.path_of(
+        __import__("fgclip_utils").ASSETS["fgclip/checkpoints/fg-ovd_linear-mlp.pt"].url)
+    # a file upstream that is not the release is refused and not kept
+    upstream.serve_asset("fgclip/checkpoints/triplet_linear-mlp.pt", b"<html>not a checkpoint</html>",
+                         record_hash=False)
+    with pytest.raises(DownloadError, match="triplet_linear-mlp.pt has sha256:.*expected sha256:7e3b5867"):
         download_fgclip_checkpoint("triplet_linear-mlp", tmp_path)
     assert not (tmp_path / "triplet_linear-mlp.pt").exists()
-    assert set(FGCLIP_CHECKPOINTS.values()) == {"linear", "linear-image", "linear-text"}
+    assert set(FGCLIP_CHECKPOINTS.values()) == {"paper-linear", "paper-linear-image", "paper-linear-text", "paper-mlp"}

@@ -45,3 +45,23 @@ def test_clip_loss_hand_computed():
     sim = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     expected = -(1 - math.log(math.e + 1))
     assert clip_loss(sim, 1.0).item() == pytest.approx(expected)
+
+
+def test_the_papers_warmup_hinge_hand_computed():
+    from fgclip_utils.heads.losses import warmup_hinge
+
+    s = torch.tensor([[0.9, 0.8], [0.1, 0.5]])  # rows images, columns captions, diagonal the true pairs
+    # caption retrieval (row i vs s_ii): (0,1): .2 + .8 - .9 = .1; (1,0): .2 + .1 - .5 = -.2 -> 0
+    # image retrieval (column j vs s_jj): (0,1): .2 + .8 - .5 = .5; (1,0): .2 + .1 - .9 -> 0
+    assert warmup_hinge(s, 0.2).item() == pytest.approx(0.6)
+    assert warmup_hinge(torch.eye(3), 0.2).item() == 0.0  # margins met everywhere
+    assert warmup_hinge(torch.zeros(3, 3), 0.2).item() == pytest.approx(0.2 * 6 * 2)  # summed, not averaged
+
+
+def test_the_papers_anchored_hinge_hand_computed():
+    from fgclip_utils.heads.losses import anchored_hinge
+
+    s = torch.tensor([[0.50, 0.47, 0.40, 0.60], [0.9, 0.1, 0.2, 0.3]])
+    # row 0: .05 + .47 - .5 = .02, .05 + .40 - .5 -> 0, .05 + .60 - .5 = .15; row 1: all 0
+    assert anchored_hinge(s, 0.05).item() == pytest.approx(0.17)
+    assert anchored_hinge(torch.zeros(4, 11), 0.05).item() == pytest.approx(0.05 * 4 * 10)

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -78,3 +80,62 @@ def test_early_stopping_and_coarse_term(data, tmp_path):
 def test_config_rejects_unknown_loss():
     with pytest.raises(ValueError, match="loss"):
         TrainConfig(loss="hinge")
+
+
+def test_a_diverging_head_stops_with_a_clear_error_and_saves_nothing(data, tmp_path):
+    from fgclip_utils.heads.training import TrainingDiverged
+
+    train, val = data
+    with pytest.raises(TrainingDiverged, match="training loss went non-finite at epoch 1"):
+        train_head(build_head("linear", 64), train, val, TrainConfig(epochs=3, lr=1e30, batch_size=16),
+                   tmp_path / "nan.pt", device="cpu", progress=False)
+    assert not (tmp_path / "nan.pt").exists()
+    head = build_head("linear", 64)
+    with torch.no_grad():
+        head.image_map.weight.fill_(float("nan"))  # a head that scores NaN from the start
+    with pytest.raises(TrainingDiverged, match="validation score went non-finite at epoch 0"):
+        train_head(head, train, val, TrainConfig(epochs=1), tmp_path / "nan2.pt", device="cpu", progress=False)
+
+
+def test_study_checkpoints_are_keyed_by_what_made_them(cache_dir, tiny_clip):
+    import warnings
+
+    from fgclip_utils.heads.study_recipe import checkpoint_path, load_or_train_head, study_head_key, training_data
+    from fgclip_utils.profiles import get_profile
+
+    P = get_profile("smoke")
+    P = replace(P, data=replace(P.data, n_objects=24, n_train_objects=40),
+                train=replace(P.train, epochs=2, batch_size=16))
+    head, result = load_or_train_head(P, tiny_clip, "linear", "triplet")
+    assert result is not None and result.checkpoint.exists()
+    again, second = load_or_train_head(P, tiny_clip, "linear", "triplet")
+    assert second is None and all(torch.equal(a, b) for a, b in zip(head.state_dict().values(),
+                                                                     again.state_dict().values(), strict=True))
+    # another setting (here the learning rate; the scale factor changes the data keys alike): a new head
+    _, third = load_or_train_head(P, tiny_clip, "linear", "triplet", lr=1e-4)
+    assert third is not None and third.checkpoint != result.checkpoint
+    train, val = training_data(replace(P, extract=replace(P.extract, scale_factor=1.5)), tiny_clip, progress=False)
+    key = study_head_key("linear", P.train_config("triplet"), train, val)
+    assert checkpoint_path(P, tiny_clip, "linear", "triplet", key) != result.checkpoint
+    # a damaged checkpoint is named, not loaded, and trained again
+    result.checkpoint.write_bytes(b"\\x00" * 10)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _, fourth = load_or_train_head(P, tiny_clip, "linear", "triplet")
+    assert fourth is not None and any(str(result.checkpoint) in str(w.message) and "damaged" in str(w.message)
+                                      for w in caught)
+
+
+def test_load_head_state_names_the_file(tmp_path):
+    from fgclip_utils.heads.checkpoints import CheckpointError, load_head_state, save_head
+
+    head = build_head("linear", 8)
+    path = save_head(tmp_path / "h.pt", head, "k1")
+    assert load_head_state(path, build_head("linear", 8), "k1").kind == "linear"
+    with pytest.raises(CheckpointError, match="h.pt: made from other inputs"):
+        load_head_state(path, build_head("linear", 8), "k2")
+    with pytest.raises(CheckpointError, match="h.pt: does not fit a mlp head"):
+        load_head_state(path, build_head("mlp", 8), "k1")
+    (tmp_path / "bare.pt").write_bytes(path.read_bytes())
+    with pytest.raises(CheckpointError, match="bare.pt: no readable bare.pt.json beside it"):
+        load_head_state(tmp_path / "bare.pt", build_head("linear", 8))

@@ -1,4 +1,9 @@
-"""Rank each annotation's positive caption against its hard negatives, and tabulate per split."""
+"""Rank each annotation's positive caption against its hard negatives, and tabulate per split.
+
+Every split is measured two ways (:mod:`~.ranking`): the paper's **Mean Rank at N** (only annotations with at
+least N negatives, each against its first N; N from :data:`~.ranking.PAPER_N`), and the study's extra columns
+over all of an annotation's negatives: accuracy (positive strictly first), mean rank and MRR.
+"""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
@@ -9,9 +14,11 @@ import torch
 
 from ..data.fgovd import SPLITS
 from ..extraction.embedding_cache import SplitEmbeddings
-from .ranking import rank_positive, summarize
+from .ranking import PAPER_N, chance_mean_rank, fixed_n_ranks, rank_positive, summarize
 
 Similarity = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # pairwise: row i with row i -> (M,)
+METRIC_NOTE = ("mean_rank_at_n: the paper's Mean Rank (rows with at least N negatives, each against its first N; "
+               "1 is best); accuracy, mean_rank, mrr: the study's, over all of a row's negatives")
 
 
 def cosine(image_emb: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
@@ -19,10 +26,18 @@ def cosine(image_emb: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.cosine_similarity(image_emb, text_emb, dim=-1)
 
 
+def input_space(similarity: Similarity | None) -> str:
+    """Which embeddings ``similarity`` takes: a head's (or its bound ``score``'s) ``input_space``, else unit."""
+    owner = getattr(similarity, "__self__", similarity)
+    return getattr(owner, "input_space", "unit")
+
+
 @torch.no_grad()
 def candidate_scores(emb: SplitEmbeddings, similarity: Similarity | None = None, chunk: int = 65536,
                      device: str | torch.device | None = None) -> torch.Tensor:
-    """``(N, 1 + K)`` scores of each row's positive (column 0) and negatives; absent negatives are -inf."""
+    """``(N, 1 + K)`` scores of each row's positive (column 0) and negatives in file order; absent negatives
+    are -inf. A head is given the embeddings it takes (unit or raw, see :func:`input_space`)."""
+    image, text = emb.inputs(input_space(similarity))
     similarity = similarity or cosine
     cand = emb.candidates()
     scores = torch.full(cand.shape, float("-inf"))
@@ -31,9 +46,7 @@ def candidate_scores(emb: SplitEmbeddings, similarity: Similarity | None = None,
     values = []
     for start in range(0, rows.numel(), chunk):
         r, c = rows[start:start + chunk], cols[start:start + chunk]
-        img = emb.image[r].to(device)
-        txt = emb.text[cand[r, c]].to(device)
-        values.append(similarity(img, txt).float().cpu())
+        values.append(similarity(image[r].to(device), text[cand[r, c]].to(device)).float().cpu())
     if values:
         scores[rows, cols] = torch.cat(values)
     return scores
@@ -43,10 +56,12 @@ def candidate_scores(emb: SplitEmbeddings, similarity: Similarity | None = None,
 class SplitResult:
     split: str
     summary: dict
-    ranks: torch.Tensor  # ranks of the rankable rows
+    ranks: torch.Tensor  # ranks of the rankable rows against all their negatives (the study's)
     scores: torch.Tensor  # (N, 1 + K), all rows
     n_skipped: int
     n_missing_images: int
+    paper_ranks: torch.Tensor | None = None  # ranks of the kept rows against their first N negatives
+    paper_kept: torch.Tensor | None = None  # (N,) bool: rows the paper's protocol keeps
 
     def row(self) -> dict:
         info = SPLITS.get(self.split)
@@ -55,20 +70,37 @@ class SplitResult:
 
 
 def evaluate_split(emb: SplitEmbeddings, similarity: Similarity | None = None, split: str | None = None,
-                   **kwargs) -> SplitResult:
+                   n_negatives: int | None = None, **kwargs) -> SplitResult:
+    """Both measures of one split. ``n_negatives`` is the paper's N (default: :data:`PAPER_N` of the split, when
+    it is one of the eight)."""
+    split = split or emb.meta.get("split", "?")
     scores = candidate_scores(emb, similarity, **kwargs)
     mask = emb.rankable
     ranks = rank_positive(scores[mask])
     n_candidates = (emb.candidates()[mask] >= 0).sum(dim=1).double()
     summary = {**summarize(ranks), "chance": float((1 / n_candidates).mean()) if len(n_candidates) else float("nan")}
-    return SplitResult(split=split or emb.meta.get("split", "?"), summary=summary, ranks=ranks,
-                       scores=scores, n_skipped=emb.n_skipped, n_missing_images=emb.n_missing_images)
+    n = n_negatives if n_negatives is not None else PAPER_N.get(split)
+    paper_ranks = kept = None
+    paper = {"paper_n": n, "mean_rank_at_n": float("nan"), "n_kept": 0,
+             "chance_mean_rank_at_n": chance_mean_rank(n) if n else float("nan")}
+    if n:
+        paper_ranks, kept = fixed_n_ranks(scores, n)
+        paper.update(mean_rank_at_n=summarize(paper_ranks)["mean_rank"], n_kept=int(kept.sum()))
+    summary = {**paper, **summary, "identical_negatives": int(emb.meta.get("identical_negatives", 0))}
+    return SplitResult(split=split, summary=summary, ranks=ranks, scores=scores, n_skipped=emb.n_skipped,
+                       n_missing_images=emb.n_missing_images, paper_ranks=paper_ranks, paper_kept=kept)
 
 
 def evaluate_splits(embeddings: Mapping[str, SplitEmbeddings], similarity: Similarity | None = None,
-                    method: str = "CLIP (cosine)", **kwargs) -> pd.DataFrame:
-    """One row per split: accuracy, mean_rank, mrr, n, skipped, missing_images, and the method's name."""
-    rows = [evaluate_split(e, similarity, split=name, **kwargs).row() for name, e in embeddings.items()]
+                    method: str = "CLIP (cosine)", n_negatives: Mapping[str, int] | None = None,
+                    **kwargs) -> pd.DataFrame:
+    """One row per split: the paper's ``mean_rank_at_n`` (with ``paper_n``, ``n_kept``, its chance level), the
+    study's ``accuracy``, ``mean_rank``, ``mrr`` over all negatives (``n`` rows, its chance), ``skipped``,
+    ``missing_images``, ``identical_negatives``, and the method's name. ``n_negatives`` maps a split to its N
+    (default :data:`PAPER_N`; a profile's is :attr:`~fgclip_utils.profiles.Profile.paper_n`)."""
+    n_of = n_negatives or PAPER_N
+    rows = [evaluate_split(e, similarity, split=name, n_negatives=n_of.get(name), **kwargs).row()
+            for name, e in embeddings.items()]
     table = pd.DataFrame(rows)
     table.insert(0, "method", method)
     return table

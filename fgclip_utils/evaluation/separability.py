@@ -59,11 +59,14 @@ def separability_table(spaces: dict[tuple[str, str], np.ndarray], labels: pd.Dat
 @torch.no_grad()
 def embedding_spaces(emb: SplitEmbeddings, rows, head) -> dict[tuple[str, str], np.ndarray]:
     """The crop (``image``) and positive-caption (``text``) embeddings of ``rows``, as CLIP made them
-    (``before``) and as ``head`` maps them (``after``); ``head`` must be a projection head."""
+    (``before``, L2-normalised) and as ``head`` maps them (``after``, from the embeddings it takes); ``head``
+    must be a projection head."""
     if not hasattr(head, "embed_image"):
         raise TypeError(f"{type(head).__name__} is not a projection head: it has no embedding space to show")
     idx = torch.as_tensor(rows)
     head = head.cpu()
     image, text = emb.image[idx], emb.text[emb.positive[idx]]
-    return {("before", "image"): image.numpy(), ("after", "image"): head.embed_image(image).numpy(),
-            ("before", "text"): text.numpy(), ("after", "text"): head.embed_text(text).numpy()}
+    head_image, head_text = emb.inputs(head.input_space)
+    return {("before", "image"): image.numpy(), ("after", "image"): head.embed_image(head_image[idx]).numpy(),
+            ("before", "text"): text.numpy(),
+            ("after", "text"): head.embed_text(head_text[emb.positive[idx]]).numpy()}

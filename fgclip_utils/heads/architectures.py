@@ -1,140 +1,29 @@
-"""Learned similarity functions S(v, t) on frozen, L2-normalised CLIP embeddings.
-
-Every head starts as vanilla CLIP: linear maps are initialised to the identity, the MLP is a residual block
-whose last layer is zero, and the attention head adds a zero-initialised correction to the cosine. So
-before training, each head ranks exactly like cosine similarity, and training measures what it adds.
-"""
+"""Which similarity heads exist, and :func:`build_head` for any of them: the study's own
+(:mod:`~fgclip_utils.heads.study_heads`, identity-initialised, on unit embeddings) and the paper's
+(:mod:`~fgclip_utils.heads.paper_heads`, as the FG-CLIP authors built them, on raw embeddings)."""
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
-from torch import nn
+from .base import SimilarityHead
+from .paper_heads import PAPER_HEAD_KINDS, build_paper_head
+from .study_heads import STUDY_HEAD_KINDS, build_study_head
 
-HEAD_KINDS = ("linear", "linear-image", "linear-text", "mlp", "attention")
-
-
-def identity_linear(dim: int) -> nn.Linear:
-    layer = nn.Linear(dim, dim)
-    with torch.no_grad():
-        layer.weight.copy_(torch.eye(dim))
-        layer.bias.zero_()
-    return layer
+HEAD_KINDS = STUDY_HEAD_KINDS + PAPER_HEAD_KINDS
 
 
-class ResidualMLP(nn.Module):
-    """x + MLP(x), with the MLP's last layer zero-initialised (identity at start)."""
-
-    def __init__(self, dim: int, hidden: int, depth: int = 1, dropout: float = 0.1, act: str = "gelu"):
-        super().__init__()
-        layers, width = [], dim
-        for _ in range(depth):
-            layers += [nn.Linear(width, hidden), nn.GELU() if act == "gelu" else nn.ReLU(), nn.Dropout(dropout)]
-            width = hidden
-        last = nn.Linear(width, dim)
-        nn.init.zeros_(last.weight)
-        nn.init.zeros_(last.bias)
-        self.net = nn.Sequential(*layers, last)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.net(x)
-
-
-class SimilarityHead(nn.Module):
-    """Base class: ``score(v, t)`` scores row i of v with row i of t; ``similarity_matrix`` scores all pairs."""
-
-    kind = "?"
-
-    def score(self, image_emb: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-    def similarity_matrix(self, image_emb: torch.Tensor, text_emb: torch.Tensor, chunk: int = 1 << 16
-                          ) -> torch.Tensor:
-        """``(I, T)`` scores of every image with every text (pairwise ``score`` in chunks)."""
-        n_i, n_t = image_emb.shape[0], text_emb.shape[0]
-        out = torch.empty(n_i, n_t, device=image_emb.device)
-        rows_per_chunk = max(1, chunk // max(1, n_t))
-        for start in range(0, n_i, rows_per_chunk):
-            img = image_emb[start:start + rows_per_chunk]
-            v = img[:, None].expand(-1, n_t, -1).reshape(-1, img.shape[1])
-            t = text_emb[None].expand(img.shape[0], -1, -1).reshape(-1, text_emb.shape[1])
-            out[start:start + img.shape[0]] = self.score(v, t).view(img.shape[0], n_t)
-        return out
-
-    def forward(self, image_emb: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
-        return self.score(image_emb, text_emb)
-
-    @property
-    def n_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
-
-
-class ProjectionHead(SimilarityHead):
-    """Maps each modality (or one of them) and scores by cosine similarity."""
-
-    def __init__(self, kind: str, image_map: nn.Module | None, text_map: nn.Module | None):
-        super().__init__()
-        self.kind = kind
-        self.image_map = image_map
-        self.text_map = text_map
-
-    def embed_image(self, image_emb: torch.Tensor) -> torch.Tensor:
-        x = self.image_map(image_emb) if self.image_map is not None else image_emb
-        return F.normalize(x, dim=-1)
-
-    def embed_text(self, text_emb: torch.Tensor) -> torch.Tensor:
-        x = self.text_map(text_emb) if self.text_map is not None else text_emb
-        return F.normalize(x, dim=-1)
-
-    def score(self, image_emb: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
-        return (self.embed_image(image_emb) * self.embed_text(text_emb)).sum(-1)
-
-    def similarity_matrix(self, image_emb: torch.Tensor, text_emb: torch.Tensor, chunk: int = 0) -> torch.Tensor:
-        return self.embed_image(image_emb) @ self.embed_text(text_emb).T
-
-
-class AttentionHead(SimilarityHead):
-    """Self-attention over the tokens [CLS, v, t] (with modality embeddings); the CLS output, through a
-    small MLP, is added to cos(v, t). The MLP's last layer starts at zero, so the untrained head is cosine."""
-
-    kind = "attention"
-
-    def __init__(self, dim: int, heads: int = 8, layers: int = 1, hidden: int = 256, dropout: float = 0.1):
-        super().__init__()
-        heads = max(h for h in range(1, heads + 1) if dim % h == 0)
-        self.tokens = nn.Parameter(torch.randn(3, dim) * 0.02)  # CLS, image-type, text-type
-        block = nn.TransformerEncoderLayer(dim, heads, dim_feedforward=2 * dim, dropout=dropout, batch_first=True,
-                                           norm_first=True, activation="gelu")
-        self.encoder = nn.TransformerEncoder(block, layers, enable_nested_tensor=False)
-        self.out = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, 1))
-        nn.init.zeros_(self.out[-1].weight)
-        nn.init.zeros_(self.out[-1].bias)
-
-    def score(self, image_emb: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
-        cls = self.tokens[0].expand(image_emb.shape[0], -1)
-        x = torch.stack([cls, image_emb + self.tokens[1], text_emb + self.tokens[2]], dim=1)
-        correction = self.out(self.encoder(x)[:, 0]).squeeze(-1)
-        return F.cosine_similarity(image_emb, text_emb, dim=-1) + correction
-
-
-def build_head(kind: str, dim: int, *, seed: int | None = None, hidden: int | None = None, depth: int = 1,
-               dropout: float = 0.1, heads: int = 8, layers: int = 1) -> SimilarityHead:
+def build_head(kind: str, dim: int, *, seed: int | None = None, **options) -> SimilarityHead:
     """A similarity head of ``kind`` (one of :data:`HEAD_KINDS`) for ``dim``-d CLIP embeddings.
 
-    ``seed`` makes the random part of the initialisation reproducible without touching global RNG state.
+    ``options`` go to the family's builder: ``hidden``, ``depth``, ``dropout``, ``heads``, ``layers`` for the
+    study's heads; ``cosine`` and ``sigmoid`` for the paper's. ``seed`` makes the random part of the
+    initialisation reproducible without touching the global RNG.
     """
-    if kind not in HEAD_KINDS:
-        raise ValueError(f"unknown head kind {kind!r}; expected one of {HEAD_KINDS}")
-    with torch.random.fork_rng(devices=[]):
-        if seed is not None:
-            torch.manual_seed(seed)
-        if kind == "linear":
-            return ProjectionHead(kind, identity_linear(dim), identity_linear(dim))
-        if kind == "linear-image":
-            return ProjectionHead(kind, identity_linear(dim), None)
-        if kind == "linear-text":
-            return ProjectionHead(kind, None, identity_linear(dim))
-        if kind == "mlp":
-            hidden = hidden or 2 * dim
-            return ProjectionHead(kind, ResidualMLP(dim, hidden, depth, dropout),
-                                  ResidualMLP(dim, hidden, depth, dropout))
-        return AttentionHead(dim, heads=heads, layers=layers, hidden=hidden or 256, dropout=dropout)
+    if kind in PAPER_HEAD_KINDS:
+        return build_paper_head(kind, dim, seed=seed, **options)
+    if kind in STUDY_HEAD_KINDS:
+        return build_study_head(kind, dim, seed=seed, **options)
+    raise ValueError(f"unknown head kind {kind!r}; expected one of {HEAD_KINDS}")
+
+
+def kind_family(kind: str) -> str:
+    """The study kind a paper kind corresponds to (``paper-linear`` -> ``linear``), so figures share colours."""
+    return kind.removeprefix("paper-")

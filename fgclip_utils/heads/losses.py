@@ -1,7 +1,12 @@
 """Training losses for similarity heads.
 
-Shapes: ``pos`` is (B,) scores of each anchor with its positive caption; ``neg`` is (B, K) scores with its
-hard negatives, where ``neg_mask`` (B, K) marks the negatives that exist (FG-OVD rows have 0 to 10).
+The study's (:func:`triplet_loss`, :func:`infonce_loss`, :func:`clip_loss`): ``pos`` is (B,) scores of each
+anchor with its positive caption; ``neg`` is (B, K) scores with its hard negatives, where ``neg_mask`` (B, K)
+marks the negatives that exist (FG-OVD rows have 0 to 10); they average over rows.
+
+The paper's (FG-CLIP ``src/loss.py``, ``max_violation=False``): hinges on the head's sigmoid scores, *summed*
+over the batch, not averaged. :func:`warmup_hinge` on a (B, B) image-caption score matrix, both directions;
+:func:`anchored_hinge` on (B, 1 + N) scores of each crop with its positive (column 0) and N negatives.
 """
 from __future__ import annotations
 
@@ -41,3 +46,20 @@ def clip_loss(similarity: torch.Tensor, temperature: float = 0.01) -> torch.Tens
     target = torch.arange(similarity.shape[0], device=similarity.device)
     logits = similarity / temperature
     return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+
+
+def warmup_hinge(scores: torch.Tensor, margin: float = 0.2) -> torch.Tensor:
+    """The paper's stage-1 loss: for every off-diagonal pair of a (B, B) score matrix (row i = image i,
+    column j = caption j, the diagonal the true pairs), ``max(0, margin + s_ij - s_ii)`` (caption retrieval)
+    plus ``max(0, margin + s_ij - s_jj)`` (image retrieval), summed over all in-batch negatives."""
+    diagonal = scores.diagonal()
+    eye = torch.eye(scores.shape[0], dtype=torch.bool, device=scores.device)
+    cost_caption = (margin + scores - diagonal[:, None]).clamp(min=0).masked_fill(eye, 0)
+    cost_image = (margin + scores - diagonal[None, :]).clamp(min=0).masked_fill(eye, 0)
+    return cost_caption.sum() + cost_image.sum()
+
+
+def anchored_hinge(scores: torch.Tensor, margin: float = 0.05) -> torch.Tensor:
+    """The paper's stage-2 loss: ``sum_j max(0, margin + s(v, t_j) - s(v, t_0))`` over the negatives of each row
+    of (B, 1 + N) scores (column 0 the positive), summed over the rows."""
+    return (margin + scores[:, 1:] - scores[:, :1]).clamp(min=0).sum()

@@ -1,10 +1,14 @@
 """The study's own recipe for a head: its training data, where its checkpoint lives, and train-or-load.
 
 Training rows are the four difficulty splits of the training set, merged; early stopping watches accuracy on
-the Hard validation split (see :mod:`fgclip_utils.heads.training`).
+the Hard validation split (see :mod:`fgclip_utils.heads.training`). A checkpoint is keyed by the training and
+validation embeddings' cache keys (so by backbone, weights, precision, scale factor, split files and images),
+the training settings and the head, so changing any of them trains anew instead of reusing a stale head.
 """
 from __future__ import annotations
 
+import warnings
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -14,45 +18,73 @@ from ..data.benchmark_data import load_benchmark
 from ..data.coco_captions import coarse_caption_set
 from ..data.fgovd import DIFFICULTY_SPLITS
 from ..extraction.clip_models import ClipBundle
-from ..extraction.embedding_cache import SplitEmbeddings, embed_benchmark, embed_caption_set
+from ..extraction.embedding_cache import SplitEmbeddings, profile_caption_embeddings, profile_embeddings
 from ..profiles import Profile
-from .architectures import SimilarityHead, build_head
+from .architectures import build_head
+from .base import SimilarityHead
+from .checkpoints import checkpoint_key, find_head
 from .training import CoarsePairs, TrainResult, merge_embeddings, train_head
+
+RECIPE_VERSION = 1
 
 
 def training_data(profile: Profile, bundle: ClipBundle, progress: bool = True
                   ) -> tuple[SplitEmbeddings, SplitEmbeddings]:
     """Training rows (the four difficulty splits of the training set, merged) and the Hard validation split."""
     train_bench, val_bench = load_benchmark(profile, "train"), load_benchmark(profile, "val")
-    ex = profile.extract
-    parts = embed_benchmark(bundle, train_bench, DIFFICULTY_SPLITS, ex.scale_factor, ex.batch_size, progress)
-    val = embed_benchmark(bundle, val_bench, ["hard"], ex.scale_factor, ex.batch_size, progress)["hard"]
+    parts = profile_embeddings(profile, bundle, train_bench, DIFFICULTY_SPLITS, progress)
+    val = profile_embeddings(profile, bundle, val_bench, ["hard"], progress)["hard"]
     return merge_embeddings(list(parts.values())), val
 
 
-def checkpoint_path(profile: Profile, bundle: ClipBundle, kind: str, loss: str) -> Path:
-    """Where notebook 02 saves the best state dict of head ``kind`` trained with ``loss``."""
-    weights = bundle.weights_id.replace(":", "-")[:24]
-    return cache_folder("checkpoints") / profile.name / f"{bundle.name}-{weights}" / f"{kind}-{loss}.pt"
+def backbone_folder(bundle: ClipBundle) -> str:
+    """A folder name for a backbone: model and weights, readable and filesystem-safe."""
+    weights = bundle.weights_id.replace(":", "-").replace("/", "-")[:24]
+    return f"{bundle.name.replace(':', '-').replace('/', '-')}-{weights}"
+
+
+def study_head_key(kind: str, cfg, train: SplitEmbeddings, val: SplitEmbeddings) -> str:
+    """The key of a study head: what it trained on (its data's cache keys), how, and the recipe's version."""
+    return checkpoint_key(recipe="study", version=RECIPE_VERSION, kind=kind, config=asdict(cfg),
+                          train=train.meta.get("merged_keys") or train.meta.get("key"), val=val.meta.get("key"))
+
+
+def checkpoint_path(profile: Profile, bundle: ClipBundle, kind: str, loss: str, key: str) -> Path:
+    """Where the best state dict of study head ``kind`` trained with ``loss`` and settings ``key`` lives."""
+    return cache_folder("checkpoints") / profile.name / backbone_folder(bundle) / f"{kind}-{loss}-{key}.pt"
+
+
+def study_head(profile: Profile, bundle: ClipBundle, kind: str, loss: str, train: SplitEmbeddings,
+               val: SplitEmbeddings, *, device: str | torch.device | None = None, coarse: CoarsePairs | None = None,
+               progress: bool = True, **overrides) -> tuple[SimilarityHead, TrainResult | None]:
+    """Study head ``kind`` trained with ``loss`` on ``train`` / ``val``: from its checkpoint when a usable one with
+    the same key exists (verified, loaded with ``weights_only=True``; the result is then None), else trained
+    here and saved under that key. ``overrides`` change the profile's training settings (e.g. ``coarse_weight``)."""
+    cfg = profile.train_config(loss, **overrides)
+    key = study_head_key(kind, cfg, train, val)
+    path = checkpoint_path(profile, bundle, kind, loss, key)
+    found, why = find_head(path, build_head(kind, bundle.embed_dim, seed=0), key)
+    if found is not None:
+        return (found.to(device) if device else found), None
+    if path.exists():
+        warnings.warn(f"not using {path}: {why}; training the head again", stacklevel=2)
+    head = build_head(kind, bundle.embed_dim, seed=0)
+    result = train_head(head, train, val, cfg, path, device=device, coarse=coarse, progress=progress, key=key)
+    return result.head, result
 
 
 def load_or_train_head(profile: Profile, bundle: ClipBundle, kind: str, loss: str,
-                       device: str | torch.device = "cpu", progress: bool = True
+                       device: str | torch.device | None = None, progress: bool = True, **overrides
                        ) -> tuple[SimilarityHead, TrainResult | None]:
-    """Notebook 02's checkpoint of (kind, loss) if it exists (loaded with ``weights_only=True``), else a
-    head trained on the spot with the profile's settings (and saved where notebook 02 would put it)."""
-    path = checkpoint_path(profile, bundle, kind, loss)
-    head = build_head(kind, bundle.embed_dim, seed=0)
-    if path.exists():
-        head.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        return head.to(device).eval(), None
+    """Notebook 02's study head (kind, loss) with the profile's settings (:func:`study_head` on the profile's
+    training data)."""
     train, val = training_data(profile, bundle, progress)
-    result = train_head(head, train, val, profile.train_config(loss), path, device=device, progress=progress)
-    return result.head, result
+    return study_head(profile, bundle, kind, loss, train, val, device=device, progress=progress, **overrides)
 
 
 def coarse_training_pairs(profile: Profile, bundle: ClipBundle, progress: bool = True) -> CoarsePairs:
     """(image, caption) embedding pairs for the optional coarse-grained training term (never test data)."""
-    cs, root = coarse_caption_set(profile, load_benchmark(profile, "train"), "train")
-    emb = embed_caption_set(bundle, cs, root, profile.extract.batch_size, progress=progress)
+    cs, root = coarse_caption_set(profile, load_benchmark(profile, "train"), "train",
+                                  limit=profile.data.coco_train_limit)
+    emb = profile_caption_embeddings(profile, bundle, cs, root, progress)
     return CoarsePairs(image=emb.image[cs.caption_image], text=emb.text)

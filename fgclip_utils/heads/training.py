@@ -1,8 +1,9 @@
 """Training a similarity head on pre-extracted embeddings held as tensors on the device.
 
 No per-sample DataLoader: each epoch draws a seeded permutation of row indices and slices the resident
-tensors batch by batch. Validation runs every epoch; the best state dict is written atomically and, at the
-end, reloaded with ``weights_only=True`` so the returned head is exactly the saved one.
+tensors batch by batch. Validation runs every epoch; the best state is kept, written at the end with its
+sidecar (:mod:`~.checkpoints`) and reloaded from disk, so the returned head is exactly the saved one. A loss or
+validation score that goes non-finite stops training with :class:`TrainingDiverged` before anything is saved.
 """
 from __future__ import annotations
 
@@ -15,12 +16,12 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from ..atomic_io import atomic_path
 from ..evaluation.fine_grained import evaluate_split
 from ..extraction.clip_models import default_device
 from ..extraction.embedding_cache import SplitEmbeddings
 from ..profiles import TrainConfig
-from .architectures import SimilarityHead
+from .base import SimilarityHead
+from .checkpoints import load_head_state, save_head
 from .losses import clip_loss, infonce_loss, triplet_loss
 
 
@@ -30,21 +31,28 @@ def merge_embeddings(parts: list[SplitEmbeddings]) -> SplitEmbeddings:
     index = {c: i for i, c in enumerate(captions)}
     dim = parts[0].text.shape[1]
     text = torch.empty(len(captions), dim)
+    with_norms = all(p.image_norm is not None and p.text_norm is not None for p in parts)
+    text_norm = torch.empty(len(captions)) if with_norms else None
     k = max(p.negatives.shape[1] for p in parts)
     positives, negatives = [], []
     for p in parts:
         remap = torch.tensor([index[c] for c in p.captions], dtype=torch.long)
         text[remap] = p.text
+        if with_norms:
+            text_norm[remap] = p.text_norm
         positives.append(remap[p.positive])
         neg = torch.full((len(p), k), -1, dtype=torch.long)
         valid = p.negatives >= 0
         neg[:, :p.negatives.shape[1]][valid] = remap[p.negatives[valid]]
         negatives.append(neg)
     return SplitEmbeddings(image=torch.cat([p.image for p in parts]), text=text, captions=captions,
+                           image_norm=torch.cat([p.image_norm for p in parts]) if with_norms else None,
+                           text_norm=text_norm,
                            positive=torch.cat(positives), negatives=torch.cat(negatives),
                            annotation_ids=torch.cat([p.annotation_ids for p in parts]),
                            n_missing_images=sum(p.n_missing_images for p in parts),
-                           meta={"merged": [p.meta.get("split") for p in parts]})
+                           meta={"merged": [p.meta.get("split") for p in parts],
+                                 "merged_keys": [p.meta.get("key") for p in parts]})
 
 
 @dataclass
@@ -66,6 +74,23 @@ class TrainResult:
     config: dict = field(default_factory=dict)
 
 
+class TrainingDiverged(RuntimeError):
+    """A training loss or validation score went non-finite; nothing was saved."""
+
+
+def check_finite(what: str, value: float | torch.Tensor, epoch: int, kind: str) -> None:
+    finite = bool(torch.isfinite(torch.as_tensor(value)).all())
+    if not finite:
+        raise TrainingDiverged(f"{kind}: the {what} went non-finite at epoch {epoch}; training stopped and nothing "
+                               "was saved (lower the learning rate, or check the embeddings)")
+
+
+def validation_scores_finite(result) -> torch.Tensor:
+    """The present (not -inf) scores of an evaluation, for :func:`check_finite`."""
+    present = result.scores[~torch.isneginf(result.scores)]
+    return present if present.numel() else torch.zeros(1)
+
+
 def batch_loss(head: SimilarityHead, image: torch.Tensor, text: torch.Tensor, positive: torch.Tensor,
                negatives: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
     """The fine-grained loss of one batch (rows already on the device)."""
@@ -82,33 +107,38 @@ def batch_loss(head: SimilarityHead, image: torch.Tensor, text: torch.Tensor, po
 
 def train_head(head: SimilarityHead, train: SplitEmbeddings, val: SplitEmbeddings, cfg: TrainConfig,
                checkpoint: str | os.PathLike, device: str | torch.device | None = None,
-               coarse: CoarsePairs | None = None, progress: bool = True, desc: str | None = None) -> TrainResult:
-    """Train ``head`` with AdamW and early stopping on validation accuracy; return it at its best epoch."""
+               coarse: CoarsePairs | None = None, progress: bool = True, desc: str | None = None,
+               key: str = "") -> TrainResult:
+    """Train ``head`` with AdamW and early stopping on validation accuracy; return it at its best epoch, saved
+    to ``checkpoint`` with ``key`` (see :func:`~.study_recipe.checkpoint_path`) in its sidecar."""
     device = torch.device(device) if device else default_device()
     checkpoint = Path(checkpoint)
     generator = torch.Generator(device="cpu").manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)  # dropout
     head = head.to(device)
-    image, text = train.image.to(device), train.text.to(device)
+    train_image, train_text = train.inputs(head.input_space)
+    image, text = train_image.to(device), train_text.to(device)
     positive, negatives = train.positive.to(device), train.negatives.to(device)
     use_coarse = coarse is not None and cfg.coarse_weight > 0
     if use_coarse:
         coarse_img, coarse_txt = coarse.image.to(device), coarse.text.to(device)
     opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
-    def save_best() -> None:
-        with atomic_path(checkpoint) as tmp:
-            torch.save(head.state_dict(), tmp)
+    kind = getattr(head, "kind", "head")
 
-    def validate() -> float:
+    def keep_best() -> dict:
+        return {k: v.detach().clone() for k, v in head.state_dict().items()}
+
+    def validate(epoch: int) -> float:
         head.eval()
-        acc = evaluate_split(val, head.score, device=device).summary["accuracy"]
+        result = evaluate_split(val, head.score, device=device)
+        check_finite("validation score", validation_scores_finite(result), epoch, kind)
         head.train()
-        return acc
+        return result.summary["accuracy"]
 
-    best_acc, best_epoch, stale, rows = validate(), 0, 0, []
+    best_acc, best_epoch, stale, rows = validate(0), 0, 0, []
     rows.append({"epoch": 0, "train_loss": float("nan"), "val_accuracy": best_acc, "seconds": 0.0})
-    save_best()
+    best_state = keep_best()
     start = time.perf_counter()
     bar = tqdm(range(1, cfg.epochs + 1), desc=desc or f"{getattr(head, 'kind', 'head')}/{cfg.loss}",
                disable=not progress, unit="epoch")
@@ -128,19 +158,21 @@ def train_head(head: SimilarityHead, train: SplitEmbeddings, val: SplitEmbedding
             opt.step()
             total, batches = total + loss.detach(), batches + 1
         mean_loss = float(total) / max(1, batches)
-        acc = validate()
+        check_finite("training loss", mean_loss, epoch, kind)
+        acc = validate(epoch)
         rows.append({"epoch": epoch, "train_loss": mean_loss, "val_accuracy": acc,
                      "seconds": time.perf_counter() - start})
         bar.set_postfix(loss=f"{mean_loss:.4f}", val_acc=f"{acc:.3f}")
         if acc > best_acc:
             best_acc, best_epoch, stale = acc, epoch, 0
-            save_best()
+            best_state = keep_best()
         else:
             stale += 1
             if stale >= cfg.patience:
                 break
     seconds = time.perf_counter() - start
-    head.load_state_dict(torch.load(checkpoint, map_location=device, weights_only=True))
-    head.eval()
+    head.load_state_dict(best_state)
+    save_head(checkpoint, head, key, config=asdict(cfg), best_epoch=best_epoch, best_val_accuracy=best_acc)
+    head = load_head_state(checkpoint, head, key).to(device)
     return TrainResult(head=head, history=pd.DataFrame(rows), best_epoch=best_epoch, best_val_accuracy=best_acc,
                        seconds=seconds, checkpoint=checkpoint, config=asdict(cfg))

@@ -1,0 +1,103 @@
+"""This run's numbers in the paper's layout, beside the paper's published ones.
+
+The paper names its rows ``CLIP B/16``, ``linear``, ``linear-image``, ``linear-text``, ``mlp`` and ``attention``,
+each at the stages ``vanilla``, ``warmup`` and ``fg-ovd``; this study's paper heads are ``paper-linear`` and so
+on. Table A's fine-grained column is the Mean Rank Sum over the eight splits, Table B's the FG-OVD Mean Rank
+(their mean). The published COCO recalls come from the authors' evaluation code, so this run's are shown as that
+code computes them (``authors_*`` columns); the standard ones are in the run's own table.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from ..data.reported_results import PAPER_METHODS, openclip_coco_reference, paper_results
+from .method_results import RECALLS
+from .ranking import PAPER_N
+
+PAPER_METHOD = {"cosine": "CLIP B/16", "paper-linear": "linear", "paper-linear-image": "linear-image",
+                "paper-linear-text": "linear-text", "paper-mlp": "mlp", "paper-attention": "attention"}
+COLUMNS = ("fg", *RECALLS)
+
+
+def paper_layout(rows: pd.DataFrame, table: str = "B", recalls: str = "authors") -> pd.DataFrame:
+    """``rows`` (:func:`~.method_results.method_row` rows with ``kind`` and ``stage``) in the layout of the
+    paper's ``table``: method, stage, fg (Table A: Mean Rank Sum; B: FG-OVD Mean Rank), the six recalls
+    (``recalls="authors"``: as the authors' code computes them; ``"standard"``: the standard ones)."""
+    prefix = "authors_" if recalls == "authors" else ""
+    out = pd.DataFrame({
+        "method": rows["kind"].map(PAPER_METHOD),
+        "stage": rows["stage"],
+        "fg": rows["mean_rank_sum"] if table == "A" else rows["fg"],
+        **{r: rows[f"{prefix}{r}"] for r in RECALLS},
+    })
+    return out.dropna(subset=["method"]).reset_index(drop=True)
+
+
+def paper_vs_ours(rows: pd.DataFrame, table: str = "B", recalls: str = "authors") -> pd.DataFrame:
+    """The paper's ``table`` and this run side by side: one row per (method, stage) in the paper's order,
+    columns (measure, ``paper`` | ``this run``); a row this run did not make stays empty on its side."""
+    paper = paper_results(table).set_index(["method", "stage"])[list(COLUMNS)]
+    ours = paper_layout(rows, table, recalls).set_index(["method", "stage"])[list(COLUMNS)]
+    order = [(m, s) for m in PAPER_METHODS for s in ("vanilla", "warmup", "fg-ovd") if (m, s) in paper.index]
+    both = pd.concat({"paper": paper.reindex(order), "this run": ours.reindex(order)}, axis=1)
+    return both.swaplevel(axis=1)[[(c, side) for c in COLUMNS for side in ("paper", "this run")]]
+
+
+def vanilla_vs_paper(split_table: pd.DataFrame) -> pd.DataFrame:
+    """Vanilla CLIP per split at the paper's N (this run; the paper publishes no per-split numbers) and the two
+    aggregates beside the paper's: Mean Rank Sum (Table A: 23.8) and FG-OVD Mean Rank (Table B: 2.98). Each row
+    names the N it was ranked at (the table's ``paper_n``: the paper's, except on the synthetic benchmark)."""
+    by_split = split_table.set_index("split")
+    ranks = by_split["mean_rank_at_n"]
+    rows = [{"measure": f"{s} mean rank at N={int(by_split.loc[s, 'paper_n'])}", "paper": float("nan"),
+             "this run": ranks.get(s)} for s in PAPER_N if s in ranks]
+    vanilla = {t: paper_results(t).set_index(["method", "stage"]).loc[("CLIP B/16", "vanilla"), "fg"] for t in "AB"}
+    complete = all(s in ranks for s in PAPER_N)
+    total = float(sum(ranks[s] for s in PAPER_N)) if complete else float("nan")
+    rows.append({"measure": "Mean Rank Sum (Table A)", "paper": vanilla["A"], "this run": total})
+    rows.append({"measure": "FG-OVD Mean Rank (Table B)", "paper": vanilla["B"], "this run": total / len(PAPER_N)})
+    return pd.DataFrame(rows).set_index("measure")
+
+
+def released_vs_paper(rows: pd.DataFrame) -> pd.DataFrame:
+    """The authors' released heads, scored by cosine and by dot product (``origin`` "released (cosine)" and
+    "released (dot)" in ``rows``), beside the paper's rows for the same head and stage: the Mean Rank Sum
+    (Table A's measure; the released files date from its run) and COCO image->text R@1 as the authors' code
+    computes it, and which similarity comes closer to Table A."""
+    paper = paper_results("A").set_index(["method", "stage"])
+    out = []
+    for (kind, stage), group in rows[rows["origin"].str.startswith("released")].groupby(["kind", "stage"], sort=False):
+        method = PAPER_METHOD.get(kind)
+        if method is None or (method, stage) not in paper.index:
+            continue
+        by = group.set_index("origin")
+        line = {"method": method, "stage": stage, "paper A: mean rank sum": paper.loc[(method, stage), "fg"],
+                "paper A: i2t R@1": paper.loc[(method, stage), "i2t_r1"]}
+        gaps = {}
+        for similarity in ("cosine", "dot"):
+            origin = f"released ({similarity})"
+            if origin in by.index:
+                line[f"{similarity}: mean rank sum"] = by.loc[origin, "mean_rank_sum"]
+                line[f"{similarity}: i2t R@1"] = by.loc[origin, "authors_i2t_r1"]
+                gaps[similarity] = abs(by.loc[origin, "mean_rank_sum"] - line["paper A: mean rank sum"])
+        line["closer to Table A"] = min(gaps, key=gaps.get) if gaps else ""
+        out.append(line)
+    return pd.DataFrame(out)
+
+
+def coco_baselines(vanilla: pd.Series | dict, model: str, pretrained: str | None) -> pd.DataFrame:
+    """Vanilla CLIP's COCO recalls four ways: this run's standard ones (cosine of L2-normalised embeddings),
+    this run's as the authors' evaluation code computes them, the paper's published row (their code), and
+    open_clip's published numbers for the same backbone when there are any (the sanity row of a correct
+    baseline)."""
+    vanilla = dict(vanilla)
+    rows = {"this run: standard recall": {r: vanilla.get(r) for r in RECALLS},
+            "this run: the authors' evaluation code": {r: vanilla.get(f"authors_{r}") for r in RECALLS}}
+    paper = paper_results("B").set_index(["method", "stage"]).loc[("CLIP B/16", "vanilla")]
+    rows["paper (Table B, the authors' code)"] = {r: paper[r] for r in RECALLS}
+    reference = openclip_coco_reference()
+    same_model = reference["model"] == model.removesuffix("-quickgelu")
+    match = reference[same_model & (reference["pretrained"] == pretrained)]
+    if len(match):
+        rows[f"open_clip published ({model}, {pretrained}; CLIP_benchmark)"] = {r: match.iloc[0][r] for r in RECALLS}
+    return pd.DataFrame(rows).T

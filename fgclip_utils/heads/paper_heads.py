@@ -1,0 +1,112 @@
+"""The FG-CLIP authors' similarity heads, as their code builds them (STUDY.md 7.3).
+
+They take CLIP's raw (unnormalised) embeddings and end in a sigmoid, and their modules are named as in the
+authors' ``src/model.py`` so that the released state dicts load as they are:
+
+- ``paper-linear``: one ``Linear(d, d)`` per side, no activation; both outputs L2-normalised, dot product,
+  sigmoid. ``paper-linear-image`` maps only the image side (their ``te-freezed``: text embedding kept),
+  ``paper-linear-text`` only the text side (``ve-freezed``).
+- ``paper-mlp``: per side ``Linear -> Tanh -> Linear -> Tanh`` (the activation after every layer, the last
+  included), then as above.
+- ``paper-attention``: tokens ``[CLS, v, t]`` with ``CLS = Linear(1, d)`` applied to the constant 1, one
+  multi-head self-attention layer (64 heads at d = 512), score ``sigmoid(out[:, 0, 0])``.
+
+``cosine=False`` scores by the plain dot product of the mapped embeddings: what the authors' code did before
+their fix of 2024-07-16 (their loader read the ``cosine`` option from the wrong key), and so what the released
+checkpoints were trained with.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .base import SimilarityHead
+
+PAPER_HEAD_KINDS = ("paper-linear", "paper-linear-image", "paper-linear-text", "paper-mlp", "paper-attention")
+_SIDES = {"paper-linear": (True, True), "paper-linear-image": (True, False), "paper-linear-text": (False, True),
+          "paper-mlp": (True, True)}
+
+
+class PaperMLPs(SimilarityHead):
+    """The authors' ``MLPs`` module: a stack of linear layers per mapped side (index 0 = image, 1 = text)."""
+
+    input_space = "raw"
+
+    def __init__(self, kind: str, dim: int, cosine: bool = True, sigmoid: bool = True):
+        super().__init__()
+        if kind not in _SIDES:
+            raise ValueError(f"{kind!r} is not one of the paper's projection heads {tuple(_SIDES)}")
+        self.kind, self.cosine, self.sigmoid = kind, cosine, sigmoid
+        depth = 2 if kind == "paper-mlp" else 1
+        self.linear_layers = nn.ModuleList(
+            [nn.ModuleList([nn.Linear(dim, dim) for _ in range(depth)]) if mapped else None
+             for mapped in _SIDES[kind]])
+        self.act = nn.Tanh() if kind == "paper-mlp" else None
+
+    def _map(self, x: torch.Tensor, side: int) -> torch.Tensor:
+        x = x.float()
+        layers = self.linear_layers[side]
+        if layers is not None:
+            for layer in layers:
+                x = layer(x)
+                if self.act is not None:
+                    x = self.act(x)
+        return F.normalize(x, dim=-1) if self.cosine else x
+
+    def embed_image(self, image_emb: torch.Tensor) -> torch.Tensor:
+        return self._map(image_emb, 0)
+
+    def embed_text(self, text_emb: torch.Tensor) -> torch.Tensor:
+        return self._map(text_emb, 1)
+
+    def _out(self, s: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(s) if self.sigmoid else s
+
+    def score(self, image_emb: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
+        return self._out((self.embed_image(image_emb) * self.embed_text(text_emb)).sum(-1))
+
+    def similarity_matrix(self, image_emb: torch.Tensor, text_emb: torch.Tensor, chunk: int = 0) -> torch.Tensor:
+        return self._out(self.embed_image(image_emb) @ self.embed_text(text_emb).T)
+
+
+def paper_attention_heads(dim: int, wanted: int = 64) -> int:
+    """The authors' 64 attention heads, or the largest count at most that which divides ``dim``."""
+    return max(h for h in range(1, min(wanted, dim) + 1) if dim % h == 0)
+
+
+class PaperAttentionHead(SimilarityHead):
+    """The authors' ``CrossAttentionModule`` (one attention layer, no MLP on top)."""
+
+    input_space = "raw"
+    kind = "paper-attention"
+
+    def __init__(self, dim: int, num_heads: int = 64, sigmoid: bool = True):
+        super().__init__()
+        self.sigmoid = sigmoid
+        self.cls_linear = nn.Linear(1, dim)
+        self.attention_layers = nn.ModuleList(
+            [nn.MultiheadAttention(dim, paper_attention_heads(dim, num_heads), batch_first=True)])
+
+    def score(self, image_emb: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
+        v, t = image_emb.float(), text_emb.float()
+        cls = self.cls_linear(torch.ones(len(v), 1, device=v.device, dtype=v.dtype))
+        x = torch.stack((cls, v, t), dim=1)
+        for attention in self.attention_layers:
+            x, _ = attention(x, x, x, need_weights=False)
+        s = x[:, 0, 0]
+        return torch.sigmoid(s) if self.sigmoid else s
+
+
+def build_paper_head(kind: str, dim: int, *, seed: int | None = None, cosine: bool = True, sigmoid: bool = True
+                     ) -> SimilarityHead:
+    """One of :data:`PAPER_HEAD_KINDS` for ``dim``-d embeddings, with PyTorch's default (random) init as the
+    authors' warm-up starts from; ``seed`` makes it reproducible without touching the global RNG."""
+    if kind not in PAPER_HEAD_KINDS:
+        raise ValueError(f"unknown paper head kind {kind!r}; expected one of {PAPER_HEAD_KINDS}")
+    with torch.random.fork_rng(devices=[]):
+        if seed is not None:
+            torch.manual_seed(seed)
+        if kind == "paper-attention":
+            return PaperAttentionHead(dim, sigmoid=sigmoid)
+        return PaperMLPs(kind, dim, cosine=cosine, sigmoid=sigmoid)

@@ -1,0 +1,323 @@
+"""The paper's two-stage training recipe for its heads (FG-CLIP ``configs/train/{triplet,fg-ovd}.yaml`` and
+``src/train_util.py``; STUDY.md 7.2), on pre-extracted raw CLIP embeddings held on the device.
+
+- Stage 1, warm-up (``triplet.yaml``): COCO Karpathy train + restval, one sample per caption (5 per image);
+  :func:`~.losses.warmup_hinge` on each batch's B x B score matrix, margin 0.2; lr 5e-5; validation on Karpathy
+  val. Heads start from PyTorch's default random init.
+- Stage 2, fine-tune (``fg-ovd.yaml``): from the stage-1 weights (or the authors' released ``triplet_*`` ones),
+  on the FG-OVD Hard training set, rows with fewer than 10 negatives dropped; :func:`~.losses.anchored_hinge`
+  over each row's 10 negatives, margin 0.05; lr 1e-5; validation on the Hard validation set, filtered alike.
+- Both: the head's sigmoid scores, ``torch.optim.Adam`` (default betas, no weight decay, no scheduler), batch
+  256, shuffled with seed 123, 10 epochs; epoch 0 only evaluates; the kept model is the epoch >= 1 with the
+  lowest validation loss (first of equals), with no early stop. A batch's loss is summed, not averaged; an
+  epoch's loss is the mean of its batches'.
+
+Differences from the authors' run, all small: the shuffling order (their DataLoader drew from the global RNG),
+the heads' random initialisation (seeded here, not there), and the caption order inside the validation set (it
+only changes which captions share a validation batch).
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from ..cache import cache_folder
+from ..data.benchmark_data import load_benchmark
+from ..data.coco_captions import coarse_caption_set
+from ..evaluation.ranking import summarize
+from ..extraction.clip_models import ClipBundle, default_device
+from ..extraction.embedding_cache import (
+    CaptionEmbeddings,
+    SplitEmbeddings,
+    profile_caption_embeddings,
+    profile_embeddings,
+)
+from ..profiles import Profile, StageConfig
+from .base import SimilarityHead
+from .checkpoints import checkpoint_key, find_head, read_sidecar, save_head
+from .fgclip_checkpoints import download_fgclip_checkpoint, load_fgclip_checkpoint
+from .losses import anchored_hinge, warmup_hinge
+from .paper_heads import PAPER_HEAD_KINDS, build_paper_head
+from .study_recipe import backbone_folder
+from .training import check_finite
+
+RECIPE_VERSION = 1
+FINETUNE_NEGATIVES = 10  # stage-2 rows need at least this many negatives; the loss uses the first 10
+
+
+@dataclass
+class PairData:
+    """Stage-1 samples: caption j pairs with image ``owner[j]`` (embeddings in the head's input space)."""
+
+    image: torch.Tensor  # (I, d)
+    text: torch.Tensor  # (P, d), one row per caption
+    owner: torch.Tensor  # (P,) image index of each caption
+    key: str = ""
+
+    def __len__(self) -> int:
+        return len(self.text)
+
+    @classmethod
+    def from_captions(cls, emb: CaptionEmbeddings, space: str = "raw") -> PairData:
+        image, text = emb.inputs(space)
+        return cls(image, text, emb.caption_set.caption_image.long(), getattr(emb, "key", ""))
+
+    def to(self, device) -> PairData:
+        return PairData(self.image.to(device), self.text.to(device), self.owner.to(device), self.key)
+
+    def batch_scores(self, head: SimilarityHead, idx: torch.Tensor) -> torch.Tensor:
+        return head.similarity_matrix(self.image[self.owner[idx]], self.text[idx])
+
+
+@dataclass
+class RowData:
+    """Stage-2 samples: crop ``image[r]`` against captions ``text[candidates[r]]`` (positive first, then 10)."""
+
+    image: torch.Tensor  # (R, d)
+    text: torch.Tensor  # (C, d)
+    candidates: torch.Tensor  # (R, 1 + N)
+    key: str = ""
+
+    def __len__(self) -> int:
+        return len(self.image)
+
+    @classmethod
+    def from_split(cls, emb: SplitEmbeddings, space: str = "raw", n: int = FINETUNE_NEGATIVES) -> RowData:
+        """The rows with at least ``n`` negatives, each with its first ``n`` (as the authors' dataset keeps)."""
+        image, text = emb.inputs(space)
+        cand = emb.candidates()
+        kept = (cand[:, 1:] >= 0).sum(dim=1) >= n
+        return cls(image[kept], text, cand[kept][:, :n + 1], emb.meta.get("key", ""))
+
+    def to(self, device) -> RowData:
+        return RowData(self.image.to(device), self.text.to(device), self.candidates.to(device), self.key)
+
+    def batch_scores(self, head: SimilarityHead, idx: torch.Tensor) -> torch.Tensor:
+        cand = self.candidates[idx]
+        b, k = cand.shape
+        image = self.image[idx][:, None].expand(-1, k, -1).reshape(b * k, -1)
+        return head.score(image, self.text[cand.reshape(-1)]).view(b, k)
+
+
+def _stage_loss(stage: StageConfig):
+    return (lambda s: warmup_hinge(s, stage.margin)) if stage.stage == "warmup" else \
+        (lambda s: anchored_hinge(s, stage.margin))
+
+
+@torch.no_grad()
+def validation(head: SimilarityHead, data: PairData | RowData, stage: StageConfig) -> tuple[float, float]:
+    """(loss, mean rank): the mean over in-order batches of each batch's summed loss, as the authors validate,
+    and for stage 2 the mean rank of the positive among its 10 negatives (NaN for stage 1)."""
+    head.eval()
+    loss_of = _stage_loss(stage)
+    losses, ranks = [], []
+    for s in range(0, len(data), stage.batch_size):
+        idx = torch.arange(s, min(len(data), s + stage.batch_size), device=data.text.device)
+        scores = data.batch_scores(head, idx)
+        losses.append(float(loss_of(scores)))
+        if isinstance(data, RowData):
+            ranks.append((1 + (scores[:, 1:] >= scores[:, :1]).sum(dim=1)).cpu())
+    mean_rank = summarize(torch.cat(ranks))["mean_rank"] if ranks else float("nan")
+    return (sum(losses) / len(losses) if losses else float("nan")), mean_rank
+
+
+@dataclass
+class StageResult:
+    head: SimilarityHead
+    stage: str
+    history: pd.DataFrame  # epoch, train_loss, val_loss, val_mean_rank, seconds
+    best_epoch: int
+    best_val_loss: float
+    seconds: float
+    checkpoint: Path
+    key: str = ""
+    trained: bool = True  # False: loaded from a checkpoint of the same key
+
+
+def train_stage(head: SimilarityHead, train: PairData | RowData, val: PairData | RowData, stage: StageConfig,
+                checkpoint: str | Path, key: str, device: str | torch.device | None = None, progress: bool = True,
+                desc: str | None = None) -> StageResult:
+    """One stage of the paper's recipe (see the module docstring); the kept head is saved to ``checkpoint``."""
+    device = torch.device(device) if device else default_device()
+    head = head.to(device)
+    train, val = train.to(device), val.to(device)
+    generator = torch.Generator().manual_seed(stage.seed)
+    optimizer = torch.optim.Adam(head.parameters(), lr=stage.lr)
+    loss_of = _stage_loss(stage)
+    val_loss, val_rank = validation(head, val, stage)
+    check_finite("validation loss", val_loss, 0, head.kind)
+    rows = [{"epoch": 0, "train_loss": float("nan"), "val_loss": val_loss, "val_mean_rank": val_rank, "seconds": 0.0}]
+    best_state, best_epoch, best_loss = None, 0, float("inf")
+    start = time.perf_counter()
+    bar = tqdm(range(1, stage.epochs + 1), desc=desc or f"{head.kind} {stage.stage}", disable=not progress,
+               unit="epoch")
+    for epoch in bar:
+        head.train()
+        perm = torch.randperm(len(train), generator=generator).to(device)
+        total, batches = torch.zeros((), device=device), 0  # summed on the device: no sync per step
+        for s in range(0, len(perm), stage.batch_size):
+            loss = loss_of(train.batch_scores(head, perm[s:s + stage.batch_size]))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total, batches = total + loss.detach(), batches + 1
+        train_loss = float(total) / max(1, batches)
+        check_finite("training loss", train_loss, epoch, head.kind)
+        val_loss, val_rank = validation(head, val, stage)
+        check_finite("validation loss", val_loss, epoch, head.kind)
+        rows.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_mean_rank": val_rank,
+                     "seconds": time.perf_counter() - start})
+        bar.set_postfix(train=f"{train_loss:.3g}", val=f"{val_loss:.3g}")
+        if val_loss < best_loss:
+            best_state = {k: v.detach().clone() for k, v in head.state_dict().items()}
+            best_epoch, best_loss = epoch, val_loss
+    seconds = time.perf_counter() - start
+    if best_state is not None:
+        head.load_state_dict(best_state)
+    history = pd.DataFrame(rows)
+    save_head(checkpoint, head, key, stage=asdict(stage), best_epoch=best_epoch, best_val_loss=best_loss,
+              seconds=seconds, history=history.to_dict(orient="list"))
+    return StageResult(head.eval(), stage.stage, history, best_epoch, best_loss, seconds, Path(checkpoint), key)
+
+
+def paper_checkpoint(folder: str | Path, kind: str, stage: str, key: str) -> Path:
+    return Path(folder) / f"{kind}-{stage}-{key}.pt"
+
+
+def run_stage(kind: str, dim: int, stage: StageConfig, train: PairData | RowData, val: PairData | RowData, *,
+              folder: str | Path, start: SimilarityHead | None = None, start_key: str = "", cosine: bool = True,
+              device: str | torch.device | None = None, progress: bool = True) -> StageResult:
+    """One stage for head ``kind``, or its checkpoint when one with the same key exists: the key covers the
+    kind, similarity, stage settings, the training and validation data's cache keys and the starting weights."""
+    key = checkpoint_key(recipe="paper", version=RECIPE_VERSION, kind=kind, cosine=cosine, stage=asdict(stage),
+                         train=train.key, val=val.key, start=start_key)
+    path = paper_checkpoint(folder, kind, stage.stage, key)
+    found, why = find_head(path, build_paper_head(kind, dim, cosine=cosine), key)
+    if found is not None:
+        meta = read_sidecar(path) or {}
+        return StageResult(found, stage.stage, pd.DataFrame(meta.get("history", {})), int(meta.get("best_epoch", -1)),
+                           float(meta.get("best_val_loss", float("nan"))), float(meta.get("seconds", 0.0)), path, key,
+                           trained=False)
+    if path.exists():
+        warnings.warn(f"not using {path}: {why}; training again", stacklevel=2)
+    head = build_paper_head(kind, dim, seed=stage.seed, cosine=cosine)
+    if start is not None:
+        head.load_state_dict(start.state_dict())
+    return train_stage(head, train, val, stage, path, key, device=device, progress=progress)
+
+
+def paper_checkpoints_folder(profile_name: str, backbone_folder: str) -> Path:
+    """Where the paper recipe's heads of one profile and backbone live in the cache."""
+    return cache_folder("checkpoints") / profile_name / backbone_folder / "paper"
+
+
+# the authors' released heads, per paper kind (no attention head was released)
+RELEASED_WARMUP = {"paper-linear": "triplet_linear-mlp", "paper-linear-image": "triplet_linear-mlp_te-freezed",
+                   "paper-linear-text": "triplet_linear-mlp_ve-freezed", "paper-mlp": "triplet_non-linear-mlp"}
+RELEASED_FINETUNED = {kind: name.replace("triplet_", "fg-ovd_", 1) for kind, name in RELEASED_WARMUP.items()}
+
+
+def released_heads_fit(bundle: ClipBundle) -> bool:
+    """The released heads map OpenAI ViT-B/16 embeddings: do they fit this backbone?"""
+    return bundle.name.removesuffix("-quickgelu") == "ViT-B-16" and bundle.weights_id == "openai"
+
+
+@dataclass
+class PaperData:
+    """What the recipe trains and validates on, in the paper heads' input space (raw embeddings)."""
+
+    finetune_train: RowData
+    finetune_val: RowData
+    warmup_train: PairData | None = None
+    warmup_val: PairData | None = None
+    description: dict | None = None  # sizes and sources, for the notebook to show
+
+    def table(self) -> pd.DataFrame:
+        """What each stage trains and validates on, and how many samples: one row each."""
+        return pd.DataFrame({"samples": self.description or {}}).rename_axis("data")
+
+
+def paper_training_data(profile: Profile, bundle: ClipBundle, with_warmup: bool = True, progress: bool = True
+                        ) -> PaperData:
+    """Stage 2's FG-OVD Hard training and validation rows (only those two split files and their images are
+    downloaded), and, ``with_warmup``, stage 1's caption pairs: COCO Karpathy train + restval and val in
+    ``full``, the synthetic benchmark's scenes in ``smoke``."""
+    train_bench = load_benchmark(profile, "train", ["hard"])
+    val_bench = load_benchmark(profile, "val", ["hard"])
+    hard_train = profile_embeddings(profile, bundle, train_bench, ["hard"], progress)["hard"]
+    hard_val = profile_embeddings(profile, bundle, val_bench, ["hard"], progress)["hard"]
+    data = PaperData(RowData.from_split(hard_train), RowData.from_split(hard_val))
+    description = {"stage 2 train rows (>= 10 negatives)": len(data.finetune_train),
+                   "stage 2 val rows": len(data.finetune_val)}
+    if with_warmup:
+        for subset, bench, limit in (("train", train_bench, profile.data.warmup_images),
+                                     ("val", val_bench, profile.data.warmup_val_images)):
+            cs, root = coarse_caption_set(profile, bench, subset, limit=limit)
+            pairs = PairData.from_captions(profile_caption_embeddings(profile, bundle, cs, root, progress))
+            setattr(data, f"warmup_{subset}", pairs)
+            description[f"stage 1 {subset} pairs ({cs.name})"] = len(pairs)
+    data.description = description
+    return data
+
+
+@dataclass
+class PaperHead:
+    """A paper head after both stages: the stage results (``warmup`` None when it started from a release)."""
+
+    kind: str
+    warmup: StageResult | None
+    finetune: StageResult
+    warmup_source: str  # "trained here" or the released file it started from
+    warmup_head: SimilarityHead | None = None  # what stage 2 started from
+
+
+def train_paper_heads(profile: Profile, bundle: ClipBundle, data: PaperData, kinds=PAPER_HEAD_KINDS, *,
+                      warmup_start: str = "train", device: str | torch.device | None = None, progress: bool = True
+                      ) -> dict[str, PaperHead]:
+    """Both stages of the paper's recipe for each of ``kinds``, each stage from its checkpoint when one with the
+    same key exists. ``warmup_start="released"`` starts stage 2 from the authors' released warm-up head where one
+    exists for the kind and fits the backbone (OpenAI ViT-B/16), skipping stage 1 and its COCO images."""
+    if warmup_start not in ("train", "released"):
+        raise ValueError(f"warmup_start must be 'train' or 'released', got {warmup_start!r}")
+    recipe = profile.paper
+    folder = paper_checkpoints_folder(profile.name, backbone_folder(bundle))
+    out = {}
+    for kind in kinds:
+        if warmup_start == "released" and kind in RELEASED_WARMUP and released_heads_fit(bundle):
+            name = RELEASED_WARMUP[kind]
+            path = download_fgclip_checkpoint(name)
+            start = load_fgclip_checkpoint(path, cosine=recipe.cosine)
+            warm, source, start_key = None, f"released {name}.pt", name
+        else:
+            if data.warmup_train is None or data.warmup_val is None:
+                raise ValueError(f"{kind}: stage 1 needs its data: paper_training_data(..., with_warmup=True)")
+            warm = run_stage(kind, bundle.embed_dim, recipe.warmup, data.warmup_train, data.warmup_val,
+                             folder=folder, cosine=recipe.cosine, device=device, progress=progress)
+            start, source, start_key = warm.head, "trained here", warm.key
+        fine = run_stage(kind, bundle.embed_dim, recipe.finetune, data.finetune_train, data.finetune_val,
+                         folder=folder, start=start, start_key=start_key, cosine=recipe.cosine, device=device,
+                         progress=progress)
+        out[kind] = PaperHead(kind, warm, fine, source, start)
+    return out
+
+
+def needs_warmup(kinds, warmup_start: str, bundle: ClipBundle) -> bool:
+    """Whether any of ``kinds`` must train stage 1 (no usable released warm-up to start from)."""
+    return any(not (warmup_start == "released" and kind in RELEASED_WARMUP and released_heads_fit(bundle))
+               for kind in kinds)
+
+
+def paper_head(profile: Profile, bundle: ClipBundle, kind: str, *, warmup_start: str = "train",
+               device: str | torch.device | None = None, progress: bool = True) -> PaperHead:
+    """One paper head after both stages: notebook 02's checkpoints when they exist for these settings (found
+    by key), else trained here."""
+    data = paper_training_data(profile, bundle, with_warmup=needs_warmup([kind], warmup_start, bundle),
+                               progress=progress)
+    return train_paper_heads(profile, bundle, data, [kind], warmup_start=warmup_start, device=device,
+                             progress=progress)[kind]
