@@ -31,7 +31,9 @@ RECIPE_VERSION = 1
 def training_data(profile: Profile, bundle: ClipBundle, progress: bool = True
                   ) -> tuple[SplitEmbeddings, SplitEmbeddings]:
     """Training rows (the four difficulty splits of the training set, merged) and the Hard validation split."""
-    train_bench, val_bench = load_benchmark(profile, "train"), load_benchmark(profile, "val")
+    # only the splits used are downloaded (and their images), not all eight of each subset
+    train_bench = load_benchmark(profile, "train", DIFFICULTY_SPLITS)
+    val_bench = load_benchmark(profile, "val", ["hard"])
     parts = profile_embeddings(profile, bundle, train_bench, DIFFICULTY_SPLITS, progress)
     val = profile_embeddings(profile, bundle, val_bench, ["hard"], progress)["hard"]
     return merge_embeddings(list(parts.values())), val
@@ -84,7 +86,7 @@ def load_or_train_head(profile: Profile, bundle: ClipBundle, kind: str, loss: st
 
 def coarse_training_pairs(profile: Profile, bundle: ClipBundle, progress: bool = True) -> CoarsePairs:
     """(image, caption) embedding pairs for the optional coarse-grained training term (never test data)."""
-    cs, root = coarse_caption_set(profile, load_benchmark(profile, "train"), "train",
+    cs, root = coarse_caption_set(profile, load_benchmark(profile, "train", ["hard"]), "train",
                                   limit=profile.data.coco_train_limit)
     emb = profile_caption_embeddings(profile, bundle, cs, root, progress)
     return CoarsePairs(image=emb.image[cs.caption_image], text=emb.text)
