@@ -5,11 +5,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 
+import pandas as pd
 import torch
 
+from .extraction.clip_forward import resolve_precision
 from .extraction.clip_models import ClipBundle, default_device, load_clip
 from .plots.style import apply_paper_style
 from .profiles import Profile, get_profile
+from .results import Run, run_for
 
 
 @dataclass
@@ -29,6 +32,15 @@ class Session:
         if name is None:
             name, pretrained = self.backbone
         return load_clip(name, pretrained, device=self.device)
+
+    def run(self, bundle: ClipBundle) -> Run:
+        """Where this profile's results with ``bundle`` go (see :mod:`fgclip_utils.results`)."""
+        return run_for(self.profile, bundle)
+
+    @property
+    def precision(self) -> str:
+        """The extraction precision on this device (e.g. ``half`` is fp16 on a GPU, fp32 on a CPU)."""
+        return resolve_precision(self.device, self.profile.extract.precision)
 
 
 def start(profile: str | None = None, *, backbones=None, backbone=None, device: str | torch.device | None = None,
@@ -52,7 +64,7 @@ def start(profile: str | None = None, *, backbones=None, backbone=None, device: 
     apply_paper_style()
     names = ", ".join(f"{n} ({p or 'random-init'})" for n, p in P.backbones)
     extra = "".join(f"  {k}={v}" for k, v in shown.items())
-    print(f"profile={P.name}  backbone(s)={names}  device={session.device}  "
+    print(f"profile={P.name}  backbone(s)={names}  device={session.device}  precision={session.precision}  "
           f"scale_factor={P.extract.scale_factor}{extra}")
     if P.disclaimer:
         print("NOTE:", P.disclaimer)
@@ -68,3 +80,13 @@ class Timer:
 
     def __exit__(self, *exc):
         self.seconds = time.perf_counter() - self.start
+
+
+def captioned(table: pd.DataFrame, what: str, run: Run | None = None, note: str = "", precision: int = 3):
+    """``table`` for display, captioned with what it is, the run (backbone, weights, profile, settings) and a
+    note (the metric, the data): every number a notebook shows says where it comes from."""
+    parts = [what] + ([run.describe()] if run is not None else []) + ([note] if note else [])
+    disclaimer = run.profile_object().disclaimer if run is not None else ""
+    if disclaimer:
+        parts.append(disclaimer.upper())
+    return table.style.format(precision=precision, na_rep="—").set_caption(" · ".join(parts))

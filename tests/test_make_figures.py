@@ -1,4 +1,6 @@
-"""Figures are redrawn from cached result tables alone (here made by the real pipeline at small scale)."""
+"""Figures are redrawn from cached result tables alone (made here by the real pipeline at small scale), per run:
+two backbones' figures stand side by side, and a damaged table is skipped with its reason, never drawn."""
+import pandas as pd
 
 from fgclip_utils import results
 from fgclip_utils.data.benchmark_data import load_benchmark
@@ -6,47 +8,84 @@ from fgclip_utils.data.coco_captions import synthetic_caption_set
 from fgclip_utils.evaluation.attributes import attribute_labels
 from fgclip_utils.evaluation.fine_grained import evaluate_split, evaluate_splits
 from fgclip_utils.evaluation.method_results import method_row
-from fgclip_utils.evaluation.separability import separability_table
-from fgclip_utils.extraction.embedding_cache import embed_benchmark, embed_caption_set
+from fgclip_utils.evaluation.separability import embedding_spaces, separability_table
+from fgclip_utils.extraction.clip_models import load_clip
+from fgclip_utils.extraction.embedding_cache import embed_caption_set, profile_embeddings
 from fgclip_utils.heads.architectures import build_head
+from fgclip_utils.heads.paper_recipe import RowData, train_stage
 from fgclip_utils.heads.training import TrainConfig, train_head
 from fgclip_utils.plots import redraw as make_figures
+from fgclip_utils.plots.figures import FIGURES
 from fgclip_utils.plots.fine_grained_plots import failures
 from fgclip_utils.plots.umap_plots import umap_table
-from fgclip_utils.profiles import get_profile
+from fgclip_utils.profiles import StageConfig, get_profile
 
 
-def test_redraw_all_figures_from_cached_tables(cache_dir, tmp_path, tiny_clip):
-    out = tmp_path / "figs"
-    saved, skipped = make_figures.redraw("smoke", out)
-    assert saved == [] and len(skipped) == 7 and "(notebook 01)" in skipped[0] and "(notebook 03)" in skipped[-1]
-
-    P = get_profile("smoke")
+def _fill_run(P, bundle, tmp_path):
+    """Every result table of one run, as notebooks 01-03 make them (few epochs, small data)."""
+    run = results.run_for(P, bundle)
     bench = load_benchmark(P, "test")
-    embs = embed_benchmark(tiny_clip, bench, progress=False)
-    results.save_table(evaluate_splits(embs, method="m"), "nb01_vanilla_clip", "smoke")
+    embs = profile_embeddings(P, bundle, bench, progress=False)
+    results.save_table(evaluate_splits(embs, method=bundle.label, n_negatives=P.paper_n), "nb01_vanilla_clip", run)
     hard = embs["hard"]
     worst = failures(bench.splits["hard"], hard, evaluate_split(hard), 4).assign(method="m", scale_factor=1.0)
-    results.save_table(worst, "nb01_failures_hard", "smoke")
+    results.save_table(worst, "nb01_failures_hard", run)
 
-    coarse = embed_caption_set(tiny_clip, synthetic_caption_set(bench), bench.image_root, progress=False)
-    res = train_head(build_head("linear", 64), hard, hard, TrainConfig(epochs=1, batch_size=64), tmp_path / "h.pt",
-                     device="cpu", progress=False)
-    rows = [method_row("vanilla", embs, coarse, kind="cosine", loss="—"),
-            method_row("linear / triplet", embs, coarse, res.head, kind="linear", loss="triplet")]
-    import pandas as pd
-    results.save_table(pd.DataFrame(rows), "nb02_heads", "smoke")
-    results.save_table(res.history, "nb02_history_linear_triplet", "smoke")
+    coarse = embed_caption_set(bundle, synthetic_caption_set(bench), bench.image_root, progress=False)
+    rows_data = RowData.from_split(hard)
+    stage = StageConfig("fg-ovd", lr=1e-3, margin=0.05, epochs=2, batch_size=64)
+    paper = train_stage(build_head("paper-linear", bundle.embed_dim, seed=0), rows_data, rows_data, stage,
+                        tmp_path / f"{run.name}-paper.pt", "k", device="cpu", progress=False)
+    common = dict(n_negatives=P.paper_n, origin="this run")
+    rows = [method_row("vanilla", embs, coarse, kind="cosine", stage="vanilla", **common),
+            method_row("paper-linear / fg-ovd", embs, coarse, paper.head, kind="paper-linear", stage="fg-ovd",
+                       **common)]
+    results.save_table(pd.DataFrame(rows), "nb02_paper_heads", run)
+    results.save_table(paper.history, results.history_table("paper-linear", "fg-ovd"), run)
+
+    study = train_head(build_head("linear", bundle.embed_dim), hard, hard, TrainConfig(epochs=1, batch_size=64),
+                       tmp_path / f"{run.name}-study.pt", device="cpu", progress=False)
+    study_rows = [dict(rows[0], loss="—"),
+                  method_row("linear / triplet", embs, coarse, study.head, kind="linear", loss="triplet",
+                             authors_eval=False, **common)]
+    results.save_table(pd.DataFrame(study_rows), "nb02_study_heads", run)
 
     labels = attribute_labels(bench.splits["hard"])
-    spaces = {("before", "image"): hard.image.numpy(),
-              ("after", "image"): res.head.embed_image(hard.image).detach().numpy()}
-    results.save_table(separability_table(spaces, labels, ["color", "pattern"]), "nb03_separability", "smoke")
-    results.save_table(umap_table(spaces, labels, n_neighbors=10), "nb03_umap", "smoke")
+    spaces = embedding_spaces(hard, list(range(len(hard))), paper.head)
+    results.save_table(separability_table(spaces, labels, ["color", "pattern"]), "nb03_separability", run)
+    results.save_table(umap_table(spaces, labels, n_neighbors=10), "nb03_umap", run)
+    return run
+
+
+def test_redraw_every_figure_of_every_run_from_cached_tables(cache_dir, tmp_path, tiny_clip):
+    out = tmp_path / "figs"
+    saved, skipped = make_figures.redraw("smoke", out)
+    assert saved == [] and skipped == ["no results of profile 'smoke' yet: run notebooks 01-03 first"]
+    assert make_figures.main(["--profile", "smoke", "--out", str(out)]) == 1  # nothing to draw is a failure
+
+    P = get_profile("smoke")
+    run = _fill_run(P, tiny_clip, tmp_path)
+    other = load_clip("fgclip-tiny", device="cpu", seed=1)  # a second backbone: other weights, other run
+    second = results.run_for(P, other)
+    results.save_table(evaluate_splits(profile_embeddings(P, other, load_benchmark(P, "test"), progress=False),
+                                       method=other.label, n_negatives=P.paper_n), "nb01_vanilla_clip", second)
+    assert run.name == "fgclip-tiny-random0" and second.name == "fgclip-tiny-random1"
 
     saved, skipped = make_figures.redraw("smoke", out)
-    assert skipped == []
     names = sorted(p.name for p in saved)
-    assert len(names) == 14 and all(p.stat().st_size > 5000 for p in saved)
-    assert names[:2] == ["fig01_split_accuracy_smoke.pdf", "fig01_split_accuracy_smoke.png"]
+    expected = sorted(f"{stem}_smoke_{run.name}.{ext}" for stem in FIGURES for ext in ("pdf", "png"))
+    assert [n for n in names if run.name in n] == expected and all(p.stat().st_size > 5000 for p in saved)
+    # the second run has only notebook 01's table: its fig01 stands beside the first's, the rest are skipped
+    assert [n for n in names if second.name in n] == [f"fig01_split_mean_rank_smoke_{second.name}.pdf",
+                                                       f"fig01_split_mean_rank_smoke_{second.name}.png"]
+    assert len(skipped) == len(FIGURES) - 1 and all(s.startswith(second.name) for s in skipped)
     assert make_figures.main(["--profile", "smoke", "--out", str(out)]) == 0
+
+    # a truncated table is refused with its file named, and its figures are skipped, not drawn from part of it
+    path = results.table_path("nb02_paper_heads", run)
+    path.write_bytes(path.read_bytes()[:-40])
+    saved, skipped = make_figures.redraw("smoke", out)
+    damaged = [s for s in skipped if s.startswith(run.name)]
+    figures = {"fig03_fg_vs_coco", "fig04_heads_per_split", "fig05_paper_training"}
+    assert {s.split()[1].rstrip(":") for s in damaged} == figures
+    assert all("nb02_paper_heads.csv" in s and "truncated or edited" in s for s in damaged)

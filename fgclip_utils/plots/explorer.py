@@ -12,7 +12,7 @@ from PIL import Image
 
 from ..data.benchmark_data import Benchmark
 from ..data.coco_images import crop, image_path
-from ..evaluation.fine_grained import cosine
+from ..evaluation.fine_grained import cosine, input_space
 from ..extraction.embedding_cache import SplitEmbeddings
 
 Score = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -25,9 +25,9 @@ def annotation_scores(emb: SplitEmbeddings, row: int, methods: Mapping[str, Scor
     cand = cand[cand >= 0]
     table = pd.DataFrame({"caption": [emb.captions[i] for i in cand.tolist()],
                           "role": ["positive"] + ["negative"] * (len(cand) - 1)})
-    img = emb.image[row].expand(len(cand), -1)
     for name, score in methods.items():
-        s = (score or cosine)(img, emb.text[cand]).float()
+        image, text = emb.inputs(input_space(score))
+        s = (score or cosine)(image[row].expand(len(cand), -1), text[cand]).float()
         table[name] = s.numpy()
         table[f"rank · {name}"] = (s[None, :] >= s[:, None]).sum(dim=1).numpy()  # ties count against
     return table

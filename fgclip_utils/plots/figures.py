@@ -2,8 +2,9 @@
 result tables it reads and the function that draws it from them.
 
 Notebooks save their result tables, then draw each figure through :func:`draw_figure`, which reads those
-tables back from the cache; ``make figures`` (:func:`fgclip_utils.plots.redraw.redraw`) draws through the
-same entries. So the figure a notebook shows is exactly the one a redraw makes.
+tables back from the run's folder; ``make figures`` (:func:`redraw_all`) draws through the same entries, for
+every run of a profile. So the figure a notebook shows is exactly the one a redraw makes. A figure's files are
+``figures/<stem>_<profile>_<run>.pdf`` and ``.png``: runs of other backbones or settings never overwrite it.
 """
 from __future__ import annotations
 
@@ -16,72 +17,85 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from ..data.benchmark_data import Benchmark, load_benchmark
-from ..data.reported_results import reported_detectors
-from ..heads.architectures import HEAD_KINDS
-from ..profiles import LOSSES, Profile
-from ..results import history_table, load_table
+from ..data.reported_results import paper_results, reported_detectors
+from ..results import ResultTableError, Run, history_table, load_table, runs_of
 from . import fine_grained_plots, head_plots, umap_plots
 from .style import apply_paper_style, save_figure
 
 
 @dataclass
 class FigureContext:
-    """What a figure is drawn from: the profile's cached result tables and, for crops, its test benchmark."""
+    """What a figure is drawn from: a run's cached result tables and, for crops, its test benchmark."""
 
-    profile: Profile
+    run: Run
     benchmark: Benchmark | None = None  # the test benchmark, loaded from the cache when first needed
     _tables: dict = field(default_factory=dict, repr=False)
 
     def table(self, name: str) -> pd.DataFrame:
         if name not in self._tables:
-            self._tables[name] = load_table(name, self.profile.name)
+            self._tables[name] = load_table(name, self.run)
         return self._tables[name]
 
     def test_benchmark(self) -> Benchmark:
         if self.benchmark is None:
-            self.benchmark = load_benchmark(self.profile, "test")  # split files and images from the cache
+            self.benchmark = load_benchmark(self.run.profile_object(), "test", ["hard"])
         return self.benchmark
 
     @property
     def disclaimer(self) -> str:
-        return self.profile.disclaimer
+        return self.run.profile_object().disclaimer
 
 
 @dataclass(frozen=True)
 class FigureSpec:
-    stem: str  # file name without profile and extension
+    stem: str  # file name without run and extension
     notebook: str  # the notebook that makes its tables
     tables: tuple[str, ...]  # result tables it reads ("nb02_history" stands for every head's history)
     draw: Callable[[FigureContext], plt.Figure]
 
 
-def _split_accuracy(ctx: FigureContext) -> plt.Figure:
-    return fine_grained_plots.plot_split_accuracy(ctx.table("nb01_vanilla_clip"), reported_detectors(),
-                                                  ctx.disclaimer)
+def _split_mean_rank(ctx: FigureContext) -> plt.Figure:
+    return fine_grained_plots.plot_split_mean_rank(ctx.table("nb01_vanilla_clip"), reported_detectors(),
+                                                   ctx.disclaimer)
 
 
 def _failures_hard(ctx: FigureContext) -> plt.Figure:
     worst = ctx.table("nb01_failures_hard")
     bench = ctx.test_benchmark()
-    scale = float(worst["scale_factor"].iloc[0]) if len(worst) else ctx.profile.extract.scale_factor
+    scale = float(worst["scale_factor"].iloc[0]) if len(worst) else ctx.run.profile_object().extract.scale_factor
     return fine_grained_plots.plot_failure_gallery(bench.splits["hard"], bench.image_root, worst, scale,
                                                    ctx.disclaimer)
 
 
-def _gain_vs_retention(ctx: FigureContext) -> plt.Figure:
-    heads = ctx.table("nb02_heads")
-    return head_plots.plot_gain_vs_retention(heads, heads["method"].iloc[0], "hard", ctx.disclaimer)
+def _ours(ctx: FigureContext) -> pd.DataFrame:
+    table = ctx.table("nb02_paper_heads")
+    return table[table["origin"] == "this run"]
+
+
+def _fg_vs_coco(ctx: FigureContext) -> plt.Figure:
+    return head_plots.plot_fg_vs_coco(_ours(ctx), paper_results("B"), ctx.disclaimer)
 
 
 def _heads_per_split(ctx: FigureContext) -> plt.Figure:
-    return head_plots.plot_split_bars(ctx.table("nb02_heads"), ctx.disclaimer)
+    ours = _ours(ctx)
+    return head_plots.plot_heads_per_split(ours[ours["stage"].isin(["vanilla", "fg-ovd"])], ctx.disclaimer,
+                                           n_of=ctx.run.profile_object().paper_n)
 
 
-def _training_curves(ctx: FigureContext) -> plt.Figure:
-    heads = ctx.table("nb02_heads")
-    histories = {f"{r['kind']} / {r['loss']}": ctx.table(history_table(r["kind"], r["loss"]))
-                 for _, r in heads.iterrows() if r["kind"] in HEAD_KINDS and r["loss"] in LOSSES}
-    return head_plots.plot_training_curves(histories, ctx.disclaimer)
+def _paper_training(ctx: FigureContext) -> plt.Figure:
+    ours = _ours(ctx)
+    histories = {}
+    for _, r in ours[ours["stage"] != "vanilla"].iterrows():
+        try:
+            histories[f"{r['kind']} / {r['stage']}"] = ctx.table(history_table(r["kind"], r["stage"]))
+        except FileNotFoundError:
+            continue  # a stage that started from a released head has no history
+    return head_plots.plot_paper_training(histories, ctx.disclaimer)
+
+
+def _study_heads(ctx: FigureContext) -> plt.Figure:
+    table = ctx.table("nb02_study_heads")
+    return head_plots.plot_study_heads(table, table["method"].iloc[0], "hard", ctx.disclaimer)
 
 
 def _umap_attributes(ctx: FigureContext) -> plt.Figure:
@@ -95,41 +109,51 @@ def _separability(ctx: FigureContext) -> plt.Figure:
 
 
 FIGURES: dict[str, FigureSpec] = {spec.stem: spec for spec in (
-    FigureSpec("fig01_split_accuracy", "01", ("nb01_vanilla_clip",), _split_accuracy),
+    FigureSpec("fig01_split_mean_rank", "01", ("nb01_vanilla_clip",), _split_mean_rank),
     FigureSpec("fig02_failures_hard", "01", ("nb01_failures_hard",), _failures_hard),
-    FigureSpec("fig03_gain_vs_retention", "02", ("nb02_heads",), _gain_vs_retention),
-    FigureSpec("fig04_heads_per_split", "02", ("nb02_heads",), _heads_per_split),
-    FigureSpec("fig05_training_curves", "02", ("nb02_heads", "nb02_history"), _training_curves),
-    FigureSpec("fig06_umap_attributes", "03", ("nb03_separability", "nb03_umap"), _umap_attributes),
-    FigureSpec("fig07_separability", "03", ("nb03_separability",), _separability),
+    FigureSpec("fig03_fg_vs_coco", "02", ("nb02_paper_heads",), _fg_vs_coco),
+    FigureSpec("fig04_heads_per_split", "02", ("nb02_paper_heads",), _heads_per_split),
+    FigureSpec("fig05_paper_training", "02", ("nb02_paper_heads", "nb02_history"), _paper_training),
+    FigureSpec("fig06_study_heads", "02", ("nb02_study_heads",), _study_heads),
+    FigureSpec("fig07_umap_attributes", "03", ("nb03_separability", "nb03_umap"), _umap_attributes),
+    FigureSpec("fig08_separability", "03", ("nb03_separability",), _separability),
 )}
 
 
-def draw_figure(stem: str, profile: Profile, *, benchmark: Benchmark | None = None,
+def figure_tag(run: Run) -> str:
+    return f"{run.profile}_{run.name}"
+
+
+def draw_figure(stem: str, run: Run, *, benchmark: Benchmark | None = None,
                 out_dir: str | os.PathLike | None = None, verbose: bool = True) -> plt.Figure:
-    """Draw figure ``stem`` of ``profile`` from its cached result tables and save it as PDF and PNG.
+    """Draw figure ``stem`` of ``run`` from its cached result tables and save it as PDF and PNG.
 
     ``benchmark`` is the test benchmark when the caller already has it (the failure gallery needs its crops).
     """
     if stem not in FIGURES:
         raise KeyError(f"unknown figure {stem!r}; expected one of {list(FIGURES)}")
     apply_paper_style()
-    fig = FIGURES[stem].draw(FigureContext(profile, benchmark))
-    save_figure(fig, stem, profile.name, out_dir, verbose=verbose)
+    fig = FIGURES[stem].draw(FigureContext(run, benchmark))
+    save_figure(fig, stem, figure_tag(run), out_dir, verbose=verbose)
     return fig
 
 
-def redraw_all(profile: Profile, out_dir: str | os.PathLike | None = None) -> tuple[list[Path], list[str]]:
-    """Redraw every registered figure of ``profile``; return the saved paths and why any was skipped."""
+def redraw_all(profile: str, out_dir: str | os.PathLike | None = None) -> tuple[list[Path], list[str]]:
+    """Redraw every registered figure of every run of ``profile``; return the saved paths and why any was
+    skipped (a table not made yet, or damaged)."""
     saved, skipped = [], []
-    ctx = FigureContext(profile)
     apply_paper_style()
-    for stem, spec in FIGURES.items():
-        try:
-            fig = spec.draw(ctx)
-        except FileNotFoundError as exc:
-            skipped.append(f"{stem}: {exc} (notebook {spec.notebook})")
-            continue
-        saved.extend(save_figure(fig, stem, profile.name, out_dir, verbose=False))
-        plt.close(fig)
+    runs = runs_of(profile)
+    if not runs:
+        skipped.append(f"no results of profile {profile!r} yet: run notebooks 01-03 first")
+    for run in runs:
+        ctx = FigureContext(run)
+        for stem, spec in FIGURES.items():
+            try:
+                fig = spec.draw(ctx)
+            except (FileNotFoundError, ResultTableError) as exc:
+                skipped.append(f"{run.name} {stem}: {exc} (notebook {spec.notebook})")
+                continue
+            saved.extend(save_figure(fig, stem, figure_tag(run), out_dir))
+            plt.close(fig)
     return saved, skipped

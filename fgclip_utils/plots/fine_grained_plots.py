@@ -1,7 +1,8 @@
-"""Figures of notebook 01: per-split accuracy next to reported detector numbers, and failure galleries."""
+"""Figures of notebook 01: the mean rank per split next to reported detector numbers, and failure galleries."""
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Mapping
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -12,51 +13,62 @@ from PIL import Image
 from ..data.coco_images import crop, image_path
 from ..data.fgovd import SPLITS, Split
 from ..evaluation.fine_grained import SplitResult
+from ..evaluation.ranking import PAPER_N
 from ..extraction.embedding_cache import SplitEmbeddings
 from .style import FULL_WIDTH, PALETTE, mark_profile
 
 
-def plot_split_accuracy(table: pd.DataFrame, reported: pd.DataFrame | None = None, disclaimer: str = "",
-                        title: str = "CLIP: ranking the positive caption against its hard negatives") -> plt.Figure:
-    """Grouped bars of accuracy per split (hue = ``method``) with each split's chance level.
+def split_ticks(order: list[str], n_of: Mapping[str, int] | None = None) -> list[str]:
+    """Split titles with each one's N under it (``n_of``; default the paper's :data:`PAPER_N`)."""
+    n_of = n_of or PAPER_N
+    return [f"{SPLITS[s].title}\nN={n_of[s]}" if s in n_of else SPLITS[s].title for s in order]
+
+
+def _grouped_bars(ax, frame: pd.DataFrame, order: list[str], hue: str, value: str, colors=None) -> None:
+    x = np.arange(len(order))
+    groups = list(dict.fromkeys(frame[hue]))
+    width = 0.8 / max(1, len(groups))
+    for i, g in enumerate(groups):
+        sub = frame[frame[hue] == g].set_index("split").reindex(order)
+        ax.bar(x + (i - (len(groups) - 1) / 2) * width, sub[value], width, label=g,
+               color=(colors or PALETTE)[i % len(colors or PALETTE)])
+    ax.axvline(3.5, color="grey", lw=0.8, ls=":")  # difficulty splits | attribute splits
+
+
+def plot_split_mean_rank(table: pd.DataFrame, reported: pd.DataFrame | None = None, disclaimer: str = "",
+                         title: str = "CLIP: mean rank of the positive caption among N hard negatives"
+                         ) -> plt.Figure:
+    """Grouped bars of the paper's Mean Rank at N per split (hue = ``method``; 1 is best) with the rank a random
+    scorer gets, (N + 2) / 2.
 
     ``reported`` (detector, split, metric, value) gets its own panel below, on the same splits: detection mAP
-    is another measure and never shares an axis with ranking accuracy.
+    is another measure and never shares an axis with a ranking.
     """
     order = [s for s in SPLITS if s in set(table["split"])]
-    titles = [SPLITS[s].title for s in order]
     has_reported = reported is not None and len(reported) > 0
-    fig, axes = plt.subplots(2 if has_reported else 1, 1, figsize=(FULL_WIDTH, 5.4 if has_reported else 3.0),
+    fig, axes = plt.subplots(2 if has_reported else 1, 1, figsize=(FULL_WIDTH * 1.15, 5.6 if has_reported else 3.1),
                              squeeze=False, sharex=True)
     x = np.arange(len(order))
-
-    def bars(ax, frame, hue, value, scale, offset=0):
-        groups = list(dict.fromkeys(frame[hue]))
-        width = 0.8 / max(1, len(groups))
-        for i, g in enumerate(groups):
-            sub = frame[frame[hue] == g].set_index("split").reindex(order)
-            ax.bar(x + (i - (len(groups) - 1) / 2) * width, sub[value] * scale, width, label=g,
-                   color=PALETTE[(i + offset) % len(PALETTE)])
-        ax.axvline(3.5, color="grey", lw=0.8, ls=":")
-        ax.set_ylim(0, 100)
-        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
-
     ax = axes[0, 0]
-    bars(ax, table, "method", "accuracy", 100)
-    chance = table.groupby("split")["chance"].first().reindex(order) * 100
-    ax.scatter(x, chance, marker="_", s=400, color="black", zorder=5, label="chance")
+    _grouped_bars(ax, table, order, "method", "mean_rank_at_n")
+    chance = table.groupby("split")["chance_mean_rank_at_n"].first().reindex(order)
+    ax.scatter(x, chance, marker="_", s=400, color="black", zorder=5, label="random scorer, (N + 2) / 2")
+    ax.set_ylim(1, max(6.5, float(np.nanmax(table["mean_rank_at_n"])) * 1.08))
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
-    ax.set_ylabel("accuracy (%)")
+    ax.set_ylabel("mean rank at N\n(1 = best)")
     ax.set_title(title)
     if has_reported:
         ax2 = axes[1, 0]
-        bars(ax2, reported, "detector", "value", 1, offset=table["method"].nunique())
+        _grouped_bars(ax2, reported, order, "detector", "value", PALETTE[table["method"].nunique():])
+        ax2.set_ylim(0, 100)
+        ax2.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
         metric = ", ".join(sorted(set(reported["metric"])))
         ax2.set_ylabel(f"{metric} (%)")
-        ax2.set_title(f"Detectors: {metric} as reported by the FG-OVD authors")
+        ax2.set_title(f"Detectors: {metric} on full images, as reported by the FG-OVD authors")
         if disclaimer:
             disclaimer += "; top panel only, the detector numbers are as reported"
-    axes[-1, 0].set_xticks(x, titles, rotation=30, ha="right")
+    n_of = {s: int(n) for s, n in table.groupby("split")["paper_n"].first().items()}
+    axes[-1, 0].set_xticks(x, split_ticks(order, n_of), rotation=0, fontsize=7)
     mark_profile(fig, disclaimer)
     return fig
 

@@ -2,7 +2,8 @@
 
     python -m fgclip_utils.plots.redraw --profile smoke      (or: make figures PROFILE=full)
 
-A figure whose table is missing is skipped with the notebook to run first.
+Every run of the profile (backbone and settings) is redrawn; a figure whose table is missing is skipped with
+the notebook to run first.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from .figures import redraw_all
 
 def redraw(profile: str, out_dir: str | Path | None = None) -> tuple[list[Path], list[str]]:
     """Redraw all figures of ``profile``; return the saved paths and the reasons for any skipped."""
-    return redraw_all(get_profile(profile), out_dir)
+    return redraw_all(get_profile(profile).name, out_dir)
 
 
 def main(argv=None) -> int:

@@ -45,14 +45,14 @@ def mark_profile(fig: plt.Figure, disclaimer: str) -> None:
         fig.text(0.5, -0.01, disclaimer, ha="center", va="top", fontsize=8, color="#b22222", style="italic")
 
 
-def save_figure(fig: plt.Figure, stem: str, profile: str, out_dir: str | os.PathLike | None = None,
+def save_figure(fig: plt.Figure, stem: str, tag: str, out_dir: str | os.PathLike | None = None,
                 verbose: bool = False) -> list[Path]:
-    """Save ``fig`` as ``<stem>_<profile>.pdf`` and ``.png`` (atomically) and return both paths; ``verbose``
-    prints where they went."""
+    """Save ``fig`` as ``<stem>_<tag>.pdf`` and ``.png`` (atomically; ``tag`` starts with the profile, e.g.
+    ``smoke_fgclip-tiny-random0``) and return both paths; ``verbose`` prints where they went."""
     out_dir = Path(out_dir) if out_dir else figures_dir()
     paths = []
     for ext in ("pdf", "png"):
-        dest = out_dir / f"{stem}_{profile}.{ext}"
+        dest = out_dir / f"{stem}_{tag}.{ext}"
         with atomic_path(dest) as tmp:
             # no creation date in the PDF: the same figure gives the same file
             fig.savefig(tmp, format=ext, metadata={"CreationDate": None} if ext == "pdf" else None)

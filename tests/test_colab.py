@@ -1,0 +1,63 @@
+"""The Colab install never replaces what a running kernel uses, every notebook installs the same way, and the
+Colab conveniences do nothing elsewhere."""
+import json
+import sys
+import zipfile
+from pathlib import Path
+
+from fgclip_utils import colab, colab_install
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_constraints_pin_every_installed_kernel_package():
+    pins = colab_install.installed_versions()
+    assert {"torch", "numpy", "ipykernel", "ipywidgets"} <= set(pins)  # installed here, so pinned
+    text = colab_install.constraints({"torch": "2.9.0", "ipywidgets": "7.7.1"})
+    assert text == "ipywidgets==7.7.1\ntorch==2.9.0\n"
+
+
+def test_install_command_installs_the_core_package_only_under_the_constraints(tmp_path):
+    cmd = colab_install.install_command(ROOT, tmp_path / "pins.txt")
+    assert cmd[:3] == [sys.executable, "-m", "pip"] and "--constraint" in cmd
+    assert cmd[cmd.index("--constraint") + 1] == str(tmp_path / "pins.txt")
+    assert cmd[-1] == str(ROOT) and not any("[" in part for part in cmd)  # no extras (Jupyter, tests)
+
+
+def test_every_notebook_has_the_same_safe_install_cell():
+    cells = []
+    for path in sorted((ROOT / "notebooks").glob("0*.ipynb")):
+        sources = ["".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+        install = [s for s in sources if "google.colab" in s]
+        assert len(install) == 1, path.name
+        cells.append(install[0])
+        assert "colab_install.py" in install[0] and "pip\", \"install" not in install[0], path.name
+    assert len(set(cells)) == 1, "the install cell differs between notebooks"
+
+
+def test_parameters_cell_has_colab_forms():
+    for name in ("01_clip_fine_grained_evaluation", "02_projection_heads", "03_umap_attribute_separability"):
+        cells = json.loads((ROOT / "notebooks" / f"{name}.ipynb").read_text())["cells"]
+        params = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+        assert len(params) == 1, name
+        source = "".join(params[0]["source"])
+        assert 'profile = "auto"  # @param ["auto", "smoke", "full"]' in source, name
+        assert "drive_cache = False  # @param" in source, name
+
+
+def test_outside_colab_drive_is_left_alone_and_outputs_are_zipped(tmp_path, monkeypatch):
+    monkeypatch.setenv("FGCLIP_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("FGCLIP_FIGURES", str(tmp_path / "figures"))
+    assert not colab.in_colab() and colab.use_drive_cache(True) is None
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "fig01_x_smoke.png").write_bytes(b"png")
+    table = tmp_path / "cache" / "results" / "smoke" / "run" / "nb01_vanilla_clip.csv"
+    table.parent.mkdir(parents=True)
+    table.write_text("a\n1\n")
+    (tmp_path / "cache" / "embeddings").mkdir()
+    (tmp_path / "cache" / "embeddings" / "big.pt").write_bytes(b"x" * 100)
+    made = colab.archive_outputs(tmp_path / "out.zip")
+    names = set(zipfile.ZipFile(made).namelist())
+    assert "fgclip-outputs/figures/fig01_x_smoke.png" in names
+    assert "fgclip-outputs/results/smoke/run/nb01_vanilla_clip.csv" in names
+    assert not any("embeddings" in n for n in names)  # caches stay out of the archive
