@@ -26,8 +26,7 @@ from fgclip_utils import results
 from fgclip_utils.data import synthetic
 from fgclip_utils.data.assets import FGOVD_SUBSETS, KARPATHY_SPLIT_FILES, coco_image_url
 from fgclip_utils.data.fgovd import DIFFICULTY_SPLITS, SPLITS
-from fgclip_utils.heads.fgclip_checkpoints import (FGCLIP_CHECKPOINTS, download_fgclip_checkpoint,
-                                                   load_fgclip_checkpoint)
+from fgclip_utils.heads.fgclip_checkpoints import FGCLIP_CHECKPOINTS, download_fgclip_checkpoint, load_fgclip_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["fgclip-tiny", None]
@@ -128,8 +127,10 @@ def upstream_like_the_real_sources(upstream, tmp_path, monkeypatch):
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as zf:
         zf.writestr("annotations/captions_train2014.json", json.dumps({"images": train[0], "annotations": train[1]}))
-        zf.writestr("annotations/captions_val2014.json", json.dumps(
-            {"images": [i for part in val2014 for i in part[0]], "annotations": [a for part in val2014 for a in part[1]]}))
+        val_images = [i for part in val2014 for i in part[0]]
+        val_annotations = [a for part in val2014 for a in part[1]]
+        zf.writestr("annotations/captions_val2014.json",
+                    json.dumps({"images": val_images, "annotations": val_annotations}))
     upstream.serve_asset("coco/annotations/annotations_trainval2014.zip", archive.getvalue())
 
     for name in FGCLIP_CHECKPOINTS:
