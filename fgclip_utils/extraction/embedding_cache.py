@@ -51,8 +51,21 @@ EMBED_VERSION = 3  # 3: norms stored beside the unit vectors, the authors' crop 
 _PRIVATE_STREAM = re.compile(r"^crops-[0-9a-f]+-([A-Za-z0-9]+)-(\d+)-[0-9a-f]+\.npy$")
 
 
+class UnitAndNorms:
+    """Embeddings kept as unit vectors (``image``, ``text``) with each one's norm before normalising
+    (``image_norm``, ``text_norm``; None means 1), so one extraction serves heads of either input space."""
+
+    def inputs(self, space: str = "unit") -> tuple[torch.Tensor, torch.Tensor]:
+        """(image, text) embeddings in ``space``: ``"unit"`` (L2-normalised) or ``"raw"`` (as CLIP output them)."""
+        if space == "unit":
+            return self.image, self.text
+        if space == "raw":
+            return _raw(self.image, self.image_norm), _raw(self.text, self.text_norm)
+        raise ValueError(f"space must be 'unit' or 'raw', got {space!r}")
+
+
 @dataclass
-class SplitEmbeddings:
+class SplitEmbeddings(UnitAndNorms):
     """Embeddings of one split, one row per annotation whose image is available.
 
     ``candidates()`` gives, per row, the caption indices ``[positive, negative_1, ...]`` padded with -1 (the
@@ -85,14 +98,6 @@ class SplitEmbeddings:
     @property
     def n_skipped(self) -> int:
         return int((~self.rankable).sum())
-
-    def inputs(self, space: str = "unit") -> tuple[torch.Tensor, torch.Tensor]:
-        """(image, text) embeddings in ``space``: ``"unit"`` (L2-normalised) or ``"raw"`` (as CLIP output them)."""
-        if space == "unit":
-            return self.image, self.text
-        if space == "raw":
-            return _raw(self.image, self.image_norm), _raw(self.text, self.text_norm)
-        raise ValueError(f"space must be 'unit' or 'raw', got {space!r}")
 
     def to_dict(self) -> dict:
         return {"image": self.image, "text": self.text, "captions": list(self.captions),
@@ -391,7 +396,7 @@ def embed_benchmark(bundle: ClipBundle, bench: Benchmark, splits=None, scale_fac
 
 
 @dataclass
-class CaptionEmbeddings:
+class CaptionEmbeddings(UnitAndNorms):
     """Whole-image and caption embeddings of a :class:`~fgclip_utils.data.coco_captions.CaptionSet`: unit
     vectors and each one's norm before normalising."""
 
@@ -401,14 +406,6 @@ class CaptionEmbeddings:
     image_norm: torch.Tensor | None = None
     text_norm: torch.Tensor | None = None
     key: str = ""  # the cache key it was made from
-
-    def inputs(self, space: str = "unit") -> tuple[torch.Tensor, torch.Tensor]:
-        """(image, text) embeddings in ``space``: ``"unit"`` or ``"raw"`` (see :meth:`SplitEmbeddings.inputs`)."""
-        if space == "unit":
-            return self.image, self.text
-        if space == "raw":
-            return _raw(self.image, self.image_norm), _raw(self.text, self.text_norm)
-        raise ValueError(f"space must be 'unit' or 'raw', got {space!r}")
 
 
 def embed_caption_set(bundle: ClipBundle, cs: CaptionSet, image_root: str | os.PathLike, batch_size: int = 256,
