@@ -15,15 +15,21 @@ PACKAGES = ("torch", "torchvision", "open_clip_torch", "numpy", "pandas", "matpl
             "scikit-learn", "ipywidgets", "nbval", "papermill")
 
 
-def environment_report() -> dict:
-    """Python, package versions and the accelerator; ``torchvision_ops`` is False when torch and torchvision
-    do not match (the error open_clip then raises is ``operator torchvision::nms does not exist``)."""
+def package_versions(names=PACKAGES) -> dict[str, str | None]:
+    """The installed version of each of ``names`` (None where it is not installed)."""
     versions = {}
-    for name in PACKAGES:
+    for name in names:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = None
+    return versions
+
+
+def environment_report() -> dict:
+    """Python, package versions and the accelerator; ``torchvision_ops`` is False when torch and torchvision
+    do not match (the error open_clip then raises is ``operator torchvision::nms does not exist``)."""
+    versions = package_versions()
     try:
         import torchvision.ops  # noqa: F401
         ops = bool(torch.ops.torchvision.nms)

@@ -21,7 +21,6 @@ import re
 import subprocess
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
@@ -29,6 +28,7 @@ import pandas as pd
 from .atomic_io import atomic_write_bytes, atomic_write_json, sha256_json
 from .cache import cache_folder
 from .data.fgovd import SPLITS
+from .environment import package_versions
 from .profiles import PROFILES, Profile, profile_from_settings
 
 # name -> (what it holds, columns it must have)
@@ -212,23 +212,13 @@ def git_commit(path: str | os.PathLike | None = None) -> str | None:
     return head + ("+dirty" if dirty else "") if head else None
 
 
-def package_versions() -> dict[str, str | None]:
-    out = {}
-    for name in RECORD_PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
-
-
 def write_record(run: Run, dataset: str, task: str, metrics: dict, **extra) -> Path:
     """Write one evaluation's JSON record to ``<run>/records/<dataset>_<weights>_<model>_en_<task>.json``
     (CLIP_benchmark's file naming) and return its path. ``extra`` adds fields (method, files, notes, ...)."""
     model, pretrained = run.backbone
     record = {"dataset": dataset, "model": model, "pretrained": pretrained, "weights_id": run.weights_id,
               "task": task, "language": "en", "metrics": metrics, "profile": run.profile, "run": run.name,
-              "settings": run.settings, "versions": package_versions(), "git_commit": git_commit(),
+              "settings": run.settings, "versions": package_versions(RECORD_PACKAGES), "git_commit": git_commit(),
               "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), **extra}
     name = "_".join(_slug(part) for part in (dataset, run.weights_id, model, "en", task)) + ".json"
     return atomic_write_json(run.folder / "records" / name, json.loads(json.dumps(record, default=str)))
