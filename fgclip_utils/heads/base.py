@@ -1,8 +1,26 @@
-"""The interface every similarity head S(v, t) shares: study heads and the paper's alike."""
+"""The interface every similarity head S(v, t) shares, study heads and the paper's alike, and what their
+builders share: seeded construction and a valid attention-head count."""
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
 
 import torch
 from torch import nn
+
+
+@contextlib.contextmanager
+def seeded(seed: int | None) -> Iterator[None]:
+    """Run the block with ``torch.manual_seed(seed)`` (when given) without touching the caller's RNG state."""
+    with torch.random.fork_rng(devices=[]):
+        if seed is not None:
+            torch.manual_seed(seed)
+        yield
+
+
+def attention_head_count(dim: int, wanted: int) -> int:
+    """``wanted`` attention heads, or the largest count below it that divides ``dim``."""
+    return max(h for h in range(1, min(wanted, dim) + 1) if dim % h == 0)
 
 
 class SimilarityHead(nn.Module):

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import SimilarityHead
+from .base import SimilarityHead, attention_head_count, seeded
 
 PAPER_HEAD_KINDS = ("paper-linear", "paper-linear-image", "paper-linear-text", "paper-mlp", "paper-attention")
 _SIDES = {"paper-linear": (True, True), "paper-linear-image": (True, False), "paper-linear-text": (False, True),
@@ -70,13 +70,9 @@ class PaperMLPs(SimilarityHead):
         return self._out(self.embed_image(image_emb) @ self.embed_text(text_emb).T)
 
 
-def paper_attention_heads(dim: int, wanted: int = 64) -> int:
-    """The authors' 64 attention heads, or the largest count at most that which divides ``dim``."""
-    return max(h for h in range(1, min(wanted, dim) + 1) if dim % h == 0)
-
-
 class PaperAttentionHead(SimilarityHead):
-    """The authors' ``CrossAttentionModule`` (one attention layer, no MLP on top)."""
+    """The authors' ``CrossAttentionModule`` (one attention layer, no MLP on top): their 64 attention heads, or
+    the largest count below 64 that divides ``dim``."""
 
     input_space = "raw"
     kind = "paper-attention"
@@ -86,7 +82,7 @@ class PaperAttentionHead(SimilarityHead):
         self.sigmoid = sigmoid
         self.cls_linear = nn.Linear(1, dim)
         self.attention_layers = nn.ModuleList(
-            [nn.MultiheadAttention(dim, paper_attention_heads(dim, num_heads), batch_first=True)])
+            [nn.MultiheadAttention(dim, attention_head_count(dim, num_heads), batch_first=True)])
 
     def score(self, image_emb: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
         v, t = image_emb.float(), text_emb.float()
@@ -104,9 +100,7 @@ def build_paper_head(kind: str, dim: int, *, seed: int | None = None, cosine: bo
     authors' warm-up starts from; ``seed`` makes it reproducible without touching the global RNG."""
     if kind not in PAPER_HEAD_KINDS:
         raise ValueError(f"unknown paper head kind {kind!r}; expected one of {PAPER_HEAD_KINDS}")
-    with torch.random.fork_rng(devices=[]):
-        if seed is not None:
-            torch.manual_seed(seed)
+    with seeded(seed):
         if kind == "paper-attention":
             return PaperAttentionHead(dim, sigmoid=sigmoid)
         return PaperMLPs(kind, dim, cosine=cosine, sigmoid=sigmoid)

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import SimilarityHead
+from .base import SimilarityHead, attention_head_count, seeded
 
 STUDY_HEAD_KINDS = ("linear", "linear-image", "linear-text", "mlp", "attention")
 
@@ -73,7 +73,7 @@ class AttentionHead(SimilarityHead):
 
     def __init__(self, dim: int, heads: int = 8, layers: int = 1, hidden: int = 256, dropout: float = 0.1):
         super().__init__()
-        heads = max(h for h in range(1, heads + 1) if dim % h == 0)
+        heads = attention_head_count(dim, heads)
         self.tokens = nn.Parameter(torch.randn(3, dim) * 0.02)  # CLS, image-type, text-type
         block = nn.TransformerEncoderLayer(dim, heads, dim_feedforward=2 * dim, dropout=dropout, batch_first=True,
                                            norm_first=True, activation="gelu")
@@ -97,9 +97,7 @@ def build_study_head(kind: str, dim: int, *, seed: int | None = None, hidden: in
     """
     if kind not in STUDY_HEAD_KINDS:
         raise ValueError(f"unknown study head kind {kind!r}; expected one of {STUDY_HEAD_KINDS}")
-    with torch.random.fork_rng(devices=[]):
-        if seed is not None:
-            torch.manual_seed(seed)
+    with seeded(seed):
         if kind == "linear":
             return ProjectionHead(kind, identity_linear(dim), identity_linear(dim))
         if kind == "linear-image":
