@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from ..cache import cache_folder
 from ..data.benchmark_data import load_benchmark
 from ..data.coco_captions import coarse_caption_set
-from ..evaluation.ranking import summarize
+from ..evaluation.ranking import rank_positive, summarize
 from ..extraction.clip_models import ClipBundle, default_device
 from ..extraction.embedding_cache import (
     CaptionEmbeddings,
@@ -45,7 +45,7 @@ from .fgclip_checkpoints import download_fgclip_checkpoint, load_fgclip_checkpoi
 from .losses import anchored_hinge, warmup_hinge
 from .paper_heads import PAPER_HEAD_KINDS, build_paper_head
 from .study_recipe import backbone_folder
-from .training import check_finite
+from .training import check_finite, snapshot_state, train_epoch
 
 RECIPE_VERSION = 1
 FINETUNE_NEGATIVES = 10  # stage-2 rows need at least this many negatives; the loss uses the first 10
@@ -122,7 +122,7 @@ def validation(head: SimilarityHead, data: PairData | RowData, stage: StageConfi
         scores = data.batch_scores(head, idx)
         losses.append(float(loss_of(scores)))
         if isinstance(data, RowData):
-            ranks.append((1 + (scores[:, 1:] >= scores[:, :1]).sum(dim=1)).cpu())
+            ranks.append(rank_positive(scores).cpu())
     mean_rank = summarize(torch.cat(ranks))["mean_rank"] if ranks else float("nan")
     return (sum(losses) / len(losses) if losses else float("nan")), mean_rank
 
@@ -158,16 +158,8 @@ def train_stage(head: SimilarityHead, train: PairData | RowData, val: PairData |
     bar = tqdm(range(1, stage.epochs + 1), desc=desc or f"{head.kind} {stage.stage}", disable=not progress,
                unit="epoch")
     for epoch in bar:
-        head.train()
-        perm = torch.randperm(len(train), generator=generator).to(device)
-        total, batches = torch.zeros((), device=device), 0  # summed on the device: no sync per step
-        for s in range(0, len(perm), stage.batch_size):
-            loss = loss_of(train.batch_scores(head, perm[s:s + stage.batch_size]))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total, batches = total + loss.detach(), batches + 1
-        train_loss = float(total) / max(1, batches)
+        train_loss = train_epoch(head, len(train), stage.batch_size, generator, optimizer,
+                                 lambda idx: loss_of(train.batch_scores(head, idx)), device)
         check_finite("training loss", train_loss, epoch, head.kind)
         val_loss, val_rank = validation(head, val, stage)
         check_finite("validation loss", val_loss, epoch, head.kind)
@@ -175,7 +167,7 @@ def train_stage(head: SimilarityHead, train: PairData | RowData, val: PairData |
                      "seconds": time.perf_counter() - start})
         bar.set_postfix(train=f"{train_loss:.3g}", val=f"{val_loss:.3g}")
         if val_loss < best_loss:
-            best_state = {k: v.detach().clone() for k, v in head.state_dict().items()}
+            best_state = snapshot_state(head)
             best_epoch, best_loss = epoch, val_loss
     seconds = time.perf_counter() - start
     if best_state is not None:

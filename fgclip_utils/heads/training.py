@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -91,6 +92,29 @@ def validation_scores_finite(result) -> torch.Tensor:
     return present if present.numel() else torch.zeros(1)
 
 
+def snapshot_state(head: SimilarityHead) -> dict:
+    """A detached copy of ``head``'s state dict (the best epoch so far)."""
+    return {k: v.detach().clone() for k, v in head.state_dict().items()}
+
+
+def train_epoch(head: SimilarityHead, n_rows: int, batch_size: int, generator: torch.Generator,
+                optimizer: torch.optim.Optimizer, loss_of: Callable[[torch.Tensor], torch.Tensor],
+                device: torch.device) -> float:
+    """One epoch: the rows in a permutation drawn from ``generator``, one optimizer step per batch of row indices
+    (``loss_of(idx)`` is the batch's loss); returns the mean batch loss, summed on the device so that no step
+    waits for it."""
+    head.train()
+    perm = torch.randperm(n_rows, generator=generator).to(device)
+    total, batches = torch.zeros((), device=device), 0
+    for s in range(0, len(perm), batch_size):
+        loss = loss_of(perm[s:s + batch_size])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total, batches = total + loss.detach(), batches + 1
+    return float(total) / max(1, batches)
+
+
 def batch_loss(head: SimilarityHead, image: torch.Tensor, text: torch.Tensor, positive: torch.Tensor,
                negatives: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
     """The fine-grained loss of one batch (rows already on the device)."""
@@ -126,8 +150,13 @@ def train_head(head: SimilarityHead, train: SplitEmbeddings, val: SplitEmbedding
 
     kind = getattr(head, "kind", "head")
 
-    def keep_best() -> dict:
-        return {k: v.detach().clone() for k, v in head.state_dict().items()}
+    def step_loss(idx: torch.Tensor) -> torch.Tensor:
+        loss = batch_loss(head, image[idx], text, positive[idx], negatives[idx], cfg)
+        if use_coarse:
+            pick = torch.randint(len(coarse_img), (len(idx),), generator=generator).to(device)
+            loss = loss + cfg.coarse_weight * clip_loss(
+                head.similarity_matrix(coarse_img[pick], coarse_txt[pick]), cfg.temperature)
+        return loss
 
     def validate(epoch: int) -> float:
         head.eval()
@@ -138,26 +167,12 @@ def train_head(head: SimilarityHead, train: SplitEmbeddings, val: SplitEmbedding
 
     best_acc, best_epoch, stale, rows = validate(0), 0, 0, []
     rows.append({"epoch": 0, "train_loss": float("nan"), "val_accuracy": best_acc, "seconds": 0.0})
-    best_state = keep_best()
+    best_state = snapshot_state(head)
     start = time.perf_counter()
     bar = tqdm(range(1, cfg.epochs + 1), desc=desc or f"{getattr(head, 'kind', 'head')}/{cfg.loss}",
                disable=not progress, unit="epoch")
-    head.train()
     for epoch in bar:
-        perm = torch.randperm(len(train), generator=generator).to(device)
-        total, batches = torch.zeros((), device=device), 0  # summed on the device: no sync per step
-        for s in range(0, len(perm), cfg.batch_size):
-            idx = perm[s:s + cfg.batch_size]
-            loss = batch_loss(head, image[idx], text, positive[idx], negatives[idx], cfg)
-            if use_coarse:
-                pick = torch.randint(len(coarse_img), (len(idx),), generator=generator).to(device)
-                loss = loss + cfg.coarse_weight * clip_loss(
-                    head.similarity_matrix(coarse_img[pick], coarse_txt[pick]), cfg.temperature)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total, batches = total + loss.detach(), batches + 1
-        mean_loss = float(total) / max(1, batches)
+        mean_loss = train_epoch(head, len(train), cfg.batch_size, generator, opt, step_loss, device)
         check_finite("training loss", mean_loss, epoch, kind)
         acc = validate(epoch)
         rows.append({"epoch": epoch, "train_loss": mean_loss, "val_accuracy": acc,
@@ -165,7 +180,7 @@ def train_head(head: SimilarityHead, train: SplitEmbeddings, val: SplitEmbedding
         bar.set_postfix(loss=f"{mean_loss:.4f}", val_acc=f"{acc:.3f}")
         if acc > best_acc:
             best_acc, best_epoch, stale = acc, epoch, 0
-            best_state = keep_best()
+            best_state = snapshot_state(head)
         else:
             stale += 1
             if stale >= cfg.patience:
