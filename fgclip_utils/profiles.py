@@ -130,7 +130,7 @@ PROFILES: dict[str, Profile] = {
     "full": Profile(
         name="full", backbones=(("ViT-B-16", "openai"),), disclaimer="",
         data=DataConfig(synthetic=False),
-        extract=ExtractConfig(batch_size=256, precision="half"),  # fp16 on a GPU, as the authors extracted
+        extract=ExtractConfig(batch_size=256, precision="half"),  # fp16 autocast on GPU, near their fp16 model
         train=TrainConfig(epochs=30, batch_size=256, lr=1e-4, patience=5),
     ),
 }

@@ -3,8 +3,8 @@
 ``precision="auto"`` means bf16 autocast on a CUDA GPU with native bf16 (compute capability 8.0 or newer), fp16
 autocast on an older one (a T4 or V100, where bf16 would be emulated and slow), and plain fp32 on CPU, so CPU
 results stay exact; ``"bf16"`` also works on a CPU with native bf16 (AVX512-BF16, AMX). ``"half"`` is fp16 autocast on a
-GPU and fp32 on a CPU: the numerics of the FG-CLIP authors' extraction (OpenAI's ``clip.load`` runs the model in
-fp16 on CUDA), which the ``full`` profile uses.
+GPU and fp32 on a CPU, which the ``full`` profile uses: close to the FG-CLIP authors' extraction, not identical
+(OpenAI's ``clip.load`` runs the whole model in fp16 on CUDA, layer norms included; autocast keeps those in fp32).
 
 Embeddings come back L2-normalised (what cosine similarity and the study's heads take) together with the norm
 each had before normalising, so the raw embedding (what the paper's heads take) is ``unit * norm``.
