@@ -139,3 +139,18 @@ def test_load_head_state_names_the_file(tmp_path):
     (tmp_path / "bare.pt").write_bytes(path.read_bytes())
     with pytest.raises(CheckpointError, match="bare.pt: no readable bare.pt.json beside it"):
         load_head_state(tmp_path / "bare.pt", build_head("linear", 8))
+
+
+def test_the_coarse_pairs_are_part_of_a_study_heads_key(data):
+    from fgclip_utils.heads.study_recipe import study_head_key
+    from fgclip_utils.profiles import get_profile
+
+    train, val = data
+    cfg = get_profile("smoke").train_config("triplet")
+    pairs = CoarsePairs(image=train.image[:4], text=train.text[:4], key="a")
+    other = CoarsePairs(image=train.image[:4], text=train.text[:4], key="b")
+    plain = study_head_key("linear", cfg, train, val)
+    assert study_head_key("linear", cfg, train, val, pairs) == plain  # no coarse term: the pairs are not used
+    weighted = replace(cfg, coarse_weight=0.5)
+    assert study_head_key("linear", weighted, train, val, pairs) != study_head_key("linear", weighted, train, val,
+                                                                                   other)

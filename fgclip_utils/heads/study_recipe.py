@@ -45,10 +45,15 @@ def backbone_folder(bundle: ClipBundle) -> str:
     return f"{bundle.name.replace(':', '-').replace('/', '-')}-{weights}"
 
 
-def study_head_key(kind: str, cfg, train: SplitEmbeddings, val: SplitEmbeddings) -> str:
-    """The key of a study head: what it trained on (its data's cache keys), how, and the recipe's version."""
-    return checkpoint_key(recipe="study", version=RECIPE_VERSION, kind=kind, config=asdict(cfg),
-                          train=train.meta.get("merged_keys") or train.meta.get("key"), val=val.meta.get("key"))
+def study_head_key(kind: str, cfg, train: SplitEmbeddings, val: SplitEmbeddings,
+                   coarse: CoarsePairs | None = None) -> str:
+    """The key of a study head: what it trained on (its data's cache keys, and the coarse pairs' when the
+    coarse term is on), how, and the recipe's version."""
+    parts = dict(recipe="study", version=RECIPE_VERSION, kind=kind, config=asdict(cfg),
+                 train=train.meta.get("merged_keys") or train.meta.get("key"), val=val.meta.get("key"))
+    if coarse is not None and cfg.coarse_weight > 0:
+        parts["coarse"] = coarse.key
+    return checkpoint_key(**parts)
 
 
 def checkpoint_path(profile: Profile, bundle: ClipBundle, kind: str, loss: str, key: str) -> Path:
@@ -63,7 +68,7 @@ def study_head(profile: Profile, bundle: ClipBundle, kind: str, loss: str, train
     the same key exists (verified, loaded with ``weights_only=True``; the result is then None), else trained
     here and saved under that key. ``overrides`` change the profile's training settings (e.g. ``coarse_weight``)."""
     cfg = profile.train_config(loss, **overrides)
-    key = study_head_key(kind, cfg, train, val)
+    key = study_head_key(kind, cfg, train, val, coarse)
     path = checkpoint_path(profile, bundle, kind, loss, key)
     found, why = find_head(path, build_head(kind, bundle.embed_dim, seed=0), key)
     if found is not None:
@@ -89,4 +94,4 @@ def coarse_training_pairs(profile: Profile, bundle: ClipBundle, progress: bool =
     cs, root = coarse_caption_set(profile, load_benchmark(profile, "train", ["hard"]), "train",
                                   limit=profile.data.coco_train_limit)
     emb = profile_caption_embeddings(profile, bundle, cs, root, progress)
-    return CoarsePairs(image=emb.image[cs.caption_image], text=emb.text)
+    return CoarsePairs(image=emb.image[cs.caption_image], text=emb.text, key=emb.key)

@@ -62,6 +62,7 @@ class CoarsePairs:
 
     image: torch.Tensor  # (P, d)
     text: torch.Tensor  # (P, d)
+    key: str = ""  # the cache key of the embeddings they come from (part of a head's checkpoint key)
 
 
 @dataclass
