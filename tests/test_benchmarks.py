@@ -45,3 +45,23 @@ def test_bench_extract_memory_measures_a_fresh_process(tmp_path, capsys):
     assert len(rows) == 1 and rows[0]["crops"] == 16
     assert rows[0]["peak_mib"] >= rows[0]["baseline_mib"] > 0 and rows[0]["worker_peak_mib"] > 0
     assert "16 crops" in capsys.readouterr().out and (tmp_path / "synth-16" / "manifest.json").exists()
+
+
+def test_photo_folder_makes_coco_sized_jpegs(tmp_path):
+    from PIL import Image
+
+    files = load("photo_folder").make_photo_folder(tmp_path / "photos", n=4)
+    assert [f.name for f in files] == ["0000.jpg", "0001.jpg", "0002.jpg", "0003.jpg"]
+    for f in files:
+        with Image.open(f) as im:
+            assert im.format == "JPEG" and im.size in load("photo_folder").COCO_SIZES
+
+
+def test_bench_shared_decode_reports_identical_embeddings(tmp_path, capsys):
+    folder = tmp_path / "photos"
+    load("photo_folder").make_photo_folder(folder, n=6)
+    out = load("bench_shared_decode").main(["--images", str(folder), "--workers", "0", "--device", "cpu"])
+    assert out["identical"] and out["alone_s"] > 0 and out["ratio"] == pytest.approx(out["alone_s"] / out["shared_s"])
+    assert "24 quadrant crops" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="resize differently"):
+        load("bench_shared_decode").main(["--images", str(folder), "--models", "fgclip-tiny", "fgclip-tiny-w192"])

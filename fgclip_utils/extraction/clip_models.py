@@ -19,6 +19,7 @@ import warnings
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ import open_clip
 import torch
 
 from ..atomic_io import sha256_file
+from .pixel_transform import PixelTransform, split_transform
 
 TINY_MODEL = "fgclip-tiny"
 QUICKGELU_SUFFIX = "-quickgelu"
@@ -49,6 +51,11 @@ class ClipBundle:
     weights_id: str
     embed_dim: int
     quick_gelu: bool = False  # the activation the model runs with
+
+    @cached_property
+    def pixels(self) -> PixelTransform:
+        """:attr:`preprocess` split into its geometry (shared by backbones with the same) and normalisation."""
+        return split_transform(self.preprocess)
 
     @property
     def image_size(self) -> tuple[int, int]:

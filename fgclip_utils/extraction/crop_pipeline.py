@@ -2,11 +2,16 @@
 
 Crops are planned per image (:func:`plan_crops`): every image is decoded once for all of its boxes, and the
 same box of the same image asked for twice (the FG-OVD splits share their objects) is encoded once. The
-images are cut into chunks of about ``batch_size`` crops; DataLoader worker processes decode, crop and
-preprocess a chunk each (with the model's own transform, so the pixels are those of the simple path) while
-the main process runs the model on the previous chunk; on a GPU the chunks come in pinned memory and are
-copied asynchronously. Embeddings are handed on chunk by chunk (:func:`iter_crop_embeddings`), so the
-host memory in flight is bounded by the chunks in the queue, whatever the number of crops.
+images are cut into chunks of about ``batch_size`` crops; DataLoader worker processes decode, crop and resize a
+chunk each (the geometric part of the model's own transform, :mod:`~.pixel_transform`) while the main process
+normalises the uint8 pixels and runs the model on the previous chunk, so the pixels are bit for bit those of the
+simple path. On a GPU the chunks come in pinned memory and are copied asynchronously. Embeddings are handed on
+chunk by chunk (:func:`iter_crop_embeddings`), so the host memory in flight is bounded by the chunks in the
+queue, whatever the number of crops.
+
+Several backbones whose transforms share their geometry (:func:`shared_decode_groups`; e.g. every 224-px ViT
+with bicubic resize) take the same chunks (:func:`iter_crop_embeddings_many`): each image is decoded and each
+crop resized once for all of them, and only the normalisation and the model run per backbone.
 """
 from __future__ import annotations
 
@@ -71,7 +76,7 @@ def plan_crops(crops: Sequence[tuple[str | os.PathLike, Box | None]], scale_fact
     for path, box in crops:
         path, box = _key(path, box)
         by_image.setdefault(path, {})[box] = None
-    sizes = {str(k): tuple(v) for k, v in (sizes or {}).items()}
+    sizes = {str(k): tuple(v) for k, v in (sizes or {}).items() if v is not None}  # None: not declared
     images = [ImageCrops(path, tuple(boxes), sizes.get(path)) for path, boxes in by_image.items()]
     rows, row = {}, 0
     for im in images:
@@ -107,7 +112,9 @@ class ChunkTimes:
 
 
 class CropChunks(Dataset):
-    """Item i: the preprocessed crops of chunk i, as (first row, pixels (n, 3, H, W), ChunkTimes)."""
+    """Item i: the crops of chunk i through ``preprocess`` (a PIL crop -> tensor (3, H, W); the crop pipeline
+    passes a :class:`~.pixel_transform.PixelTransform`'s geometry, giving uint8), as (first row, pixels
+    (n, 3, H, W), ChunkTimes)."""
 
     def __init__(self, plan: CropPlan, preprocess: Callable, batch_size: int):
         self.plan = plan
@@ -147,9 +154,26 @@ def _collate(item):
     return item  # one dataset item is already a batch
 
 
-def default_workers() -> int:
-    """DataLoader workers for decoding and preprocessing: one per CPU core beyond the first, at most 8."""
-    return max(1, min(8, (os.cpu_count() or 2) - 1))
+def default_workers(device: str | torch.device | None = None) -> int:
+    """DataLoader workers for decoding and preprocessing, at most 8: one per CPU core on a CPU device, one per
+    core beyond the first on a GPU (whose feeding process needs a core of its own).
+
+    On a CPU the main process mostly waits for the workers' chunks (decoding and resizing real photographs cost
+    more than a small model's forward pass), so leaving it a core idles that core: over 356 JPEG photographs
+    (1424 crops, ``fgclip-tiny``, 2 cores) one worker made the pipeline 1.97x the naive loop, two 3.74x
+    (``benchmarks/bench_extract.py --images``)."""
+    cores = os.cpu_count() or 2
+    on_gpu = device is not None and torch.device(device).type == "cuda"
+    return max(1, min(8, cores - 1 if on_gpu else cores))
+
+
+def shared_decode_groups(bundles: Sequence[ClipBundle]) -> list[list[int]]:
+    """Indices of ``bundles`` grouped by the geometry of their transforms: a group's crops are decoded and
+    resized once for all of its backbones. Groups keep the order of first appearance."""
+    groups: dict[str, list[int]] = {}
+    for i, bundle in enumerate(bundles):
+        groups.setdefault(bundle.pixels.key, []).append(i)
+    return list(groups.values())
 
 
 @dataclass
@@ -171,27 +195,40 @@ class PipelineStats:
     extra: dict = field(default_factory=dict)
 
 
-def iter_crop_embeddings(bundle: ClipBundle, plan: CropPlan, *, batch_size: int = 256, workers: int | None = None,
-                         precision: str = "auto", skip_rows: int = 0, progress: bool = True, desc: str = "crops",
-                         stats: PipelineStats | None = None, timed: bool = False
-                         ) -> Iterator[tuple[int, torch.Tensor]]:
-    """Yield ``(first row, embeddings)`` of ``plan``'s crops chunk by chunk, in row order: L2-normalised
-    float32 rows on the CPU with each one's norm as a last column (``d + 1`` columns). Chunks ending at or
+def iter_crop_embeddings_many(bundles: Sequence[ClipBundle], plan: CropPlan, *, batch_size: int = 256,
+                              workers: int | None = None, precision: str = "auto", skip_rows: int = 0,
+                              progress: bool = True, desc: str = "crops", stats: PipelineStats | None = None,
+                              timed: bool = False) -> Iterator[tuple[int, list[torch.Tensor]]]:
+    """Yield ``(first row, [embeddings of each bundle])`` of ``plan``'s crops chunk by chunk, in row order: per
+    bundle, L2-normalised float32 rows on the CPU with each one's norm as a last column (``d + 1`` columns).
+    Every image is decoded and every crop resized once for all ``bundles``, which must share the geometry of
+    their transforms (one group of :func:`shared_decode_groups`) and sit on one device. Chunks ending at or
     before ``skip_rows`` are not computed (resuming); the chunk across it is computed whole.
 
-    ``workers`` decode and preprocess in parallel (None: :func:`default_workers`; 0: in this process). On a
-    GPU, a batch's embeddings are copied back only once the next batch is queued, so the device never waits
-    for the host in between. ``timed=True`` synchronises the GPU around the copy and the forward pass to split
+    ``workers`` decode and resize in parallel (None: :func:`default_workers`; 0: in this process). On a GPU, a
+    batch's embeddings are copied back only once the next batch is queued, so the device never waits for the
+    host in between. ``timed=True`` synchronises the GPU around the copy and the forward pass to split
     ``transfer`` from ``model`` in ``stats`` (benchmarks only: it removes those overlaps).
     """
-    workers = default_workers() if workers is None else workers
+    bundles = list(bundles)
+    if not bundles:
+        raise ValueError("iter_crop_embeddings_many needs at least one backbone")
+    transforms = [b.pixels for b in bundles]
+    if len({t.key for t in transforms}) > 1:
+        raise ValueError("these backbones resize crops differently and cannot share a decode: "
+                         + ", ".join(f"{b.label}: {t.key}" for b, t in zip(bundles, transforms, strict=True))
+                         + " (group them with shared_decode_groups)")
+    device = bundles[0].device
+    if any(b.device != device for b in bundles):
+        raise ValueError(f"backbones sharing a decode must sit on one device, got {[str(b.device) for b in bundles]}")
+    workers = default_workers(device) if workers is None else workers
     stats = stats if stats is not None else PipelineStats()
-    dataset = CropChunks(plan, bundle.preprocess, batch_size)
+    dataset = CropChunks(plan, transforms[0].geometry, batch_size)
     todo = [i for i, (start, size) in enumerate(zip(dataset.starts, dataset.sizes, strict=True))
             if start + size > skip_rows]
     if not todo:
         return
-    on_gpu = bundle.device.type == "cuda"
+    on_gpu = device.type == "cuda"
     workers = min(workers, len(todo) - 1)  # a single chunk has nothing to overlap with: no worker to start
     stats.workers = workers
     loader = DataLoader(torch.utils.data.Subset(dataset, todo), batch_size=None, collate_fn=_collate,
@@ -202,14 +239,14 @@ def iter_crop_embeddings(bundle: ClipBundle, plan: CropPlan, *, batch_size: int 
     t_wait = time.perf_counter()
     pending = None  # the previous batch, still on the device: its copy back waits until the next is queued
 
-    def finish(first: int, emb: torch.Tensor):
+    def finish(first: int, embs: list[torch.Tensor]):
         t0 = time.perf_counter()
-        emb = emb.cpu()
+        embs = [e.cpu() for e in embs]
         stats.model += time.perf_counter() - t0
-        stats.crops += len(emb)
+        stats.crops += len(embs[0])
         stats.chunks += 1
-        bar.update(len(emb))
-        return first, emb
+        bar.update(len(embs[0]))
+        return first, embs
 
     try:
         for first, pixels, times in loader:
@@ -217,25 +254,35 @@ def iter_crop_embeddings(bundle: ClipBundle, plan: CropPlan, *, batch_size: int 
             stats.wait += t0 - t_wait
             stats.decode += times.decode
             stats.preprocess += times.preprocess
+            pixels = pixels.to(device, non_blocking=True)
             if timed:
-                pixels = pixels.to(bundle.device, non_blocking=True)
-                synchronize(bundle.device)
+                synchronize(device)
                 t1 = time.perf_counter()
                 stats.transfer += t1 - t0
                 t0 = t1
-            emb = encode_pixels(bundle, pixels, precision)  # asynchronous on a GPU
+            embs = [encode_pixels(b, t.normalize(pixels), precision)  # asynchronous on a GPU
+                    for b, t in zip(bundles, transforms, strict=True)]
             if timed:
-                synchronize(bundle.device)
+                synchronize(device)
             stats.model += time.perf_counter() - t0
             if pending is not None:
                 yield finish(*pending)
-            pending = (first, emb)
+            pending = (first, embs)
             t_wait = time.perf_counter()
         if pending is not None:
             yield finish(*pending)
     finally:
         bar.close()
         stats.wall += time.perf_counter() - start
+
+
+def iter_crop_embeddings(bundle: ClipBundle, plan: CropPlan, **kwargs) -> Iterator[tuple[int, torch.Tensor]]:
+    """Yield ``(first row, embeddings)`` of ``plan``'s crops chunk by chunk, in row order: L2-normalised float32
+    rows on the CPU with each one's norm as a last column (``d + 1`` columns). ``kwargs``: ``batch_size``,
+    ``workers``, ``precision``, ``skip_rows``, ``progress``, ``desc``, ``stats``, ``timed`` (see
+    :func:`iter_crop_embeddings_many`)."""
+    for first, embs in iter_crop_embeddings_many([bundle], plan, **kwargs):
+        yield first, embs[0]
 
 
 def encode_crops(bundle: ClipBundle, plan: CropPlan, **kwargs) -> torch.Tensor:

@@ -41,7 +41,7 @@ from ..data.fgovd import Split
 from .cache_entries import UNIT_TOLERANCE, EntryMismatch, check_unit_rows, read_entry, write_entry
 from .clip_forward import encode_texts, resolve_precision
 from .clip_models import ClipBundle
-from .crop_pipeline import CropPlan, PipelineStats, iter_crop_embeddings, plan_crops
+from .crop_pipeline import CropPlan, PipelineStats, iter_crop_embeddings_many, plan_crops, shared_decode_groups
 from .row_file import RowFile, RowFileBusy
 
 if TYPE_CHECKING:
@@ -241,33 +241,47 @@ def _sound_rows(rows: np.ndarray) -> np.ndarray:
             & (np.abs(np.linalg.norm(unit, axis=1) - 1) <= UNIT_TOLERANCE))
 
 
-def crop_embeddings(bundle: ClipBundle, plan: CropPlan, *, cache_dir: str | os.PathLike | None = None,
-                    batch_size: int = 256, workers: int | None = None, precision: str = "auto", progress: bool = True,
-                    desc: str = "crops", stats: PipelineStats | None = None) -> tuple[torch.Tensor, Path]:
-    """The (rows, d + 1) embeddings (unit rows, norm last) of a
-    :class:`~fgclip_utils.extraction.crop_pipeline.CropPlan`, streamed chunk by chunk into ``crops-<key>.npy``
-    in the cache while they are computed, and the path of that file.
+def crop_embeddings_many(bundles: Sequence[ClipBundle], plan: CropPlan, *,
+                         cache_dir: str | os.PathLike | None = None, batch_size: int = 256, workers: int | None = None,
+                         precision: str = "auto", progress: bool = True, desc: str = "crops",
+                         stats: PipelineStats | None = None) -> list[tuple[torch.Tensor, Path]]:
+    """Per backbone of ``bundles`` (one shared-decode group: the same transform geometry), the (rows, d + 1)
+    embeddings (unit rows, norm last) of a :class:`~fgclip_utils.extraction.crop_pipeline.CropPlan` and the path
+    of the file they were streamed into, ``crops-<key>.npy`` in the cache, while they were computed. Every image
+    is decoded once for all of them.
 
-    An interrupted run resumes after the last sound row written. The file stays until the caller has stored the
-    result elsewhere and deletes it. If another process is writing the same file, this one streams into a file
-    of its own (``crops-<key>-<host>-<pid>-<random>.npy``)."""
-    path = crop_stream_path(bundle, plan, cache_dir, precision)
-    dim = bundle.embed_dim + 1
+    An interrupted run resumes after the last sound row that every backbone's file holds. A file stays until the
+    caller has stored the result elsewhere and deletes it. If another process is writing the same file, this one
+    streams into a file of its own (``crops-<key>-<host>-<pid>-<random>.npy``)."""
     states = _file_states(plan)
+    stores = []
     try:
-        store = RowFile(path, len(plan), dim, check=_sound_rows)
-        store.truncate(_rows_still_valid(plan, path, states))  # rows of images changed since are made again
-    except RowFileBusy:  # the same extraction is running in another process: work apart, no resuming
-        store = RowFile(path.with_name(f"{path.stem}-{owner_tag()}-{uuid.uuid4().hex[:8]}.npy"), len(plan), dim,
-                        check=_sound_rows)
-    atomic_write_json(_files_sidecar(store.path), states)
-    with store:
-        for first, emb in iter_crop_embeddings(bundle, plan, batch_size=batch_size, workers=workers,
-                                               precision=precision, skip_rows=store.done, progress=progress,
-                                               desc=desc, stats=stats):
-            store.write(first, emb)
-        matrix = store.read()
-    return matrix, store.path
+        for bundle in bundles:
+            path = crop_stream_path(bundle, plan, cache_dir, precision)
+            dim = bundle.embed_dim + 1
+            try:
+                store = RowFile(path, len(plan), dim, check=_sound_rows)
+                store.truncate(_rows_still_valid(plan, path, states))  # rows of images changed since are made again
+            except RowFileBusy:  # the same extraction is running in another process: work apart, no resuming
+                store = RowFile(path.with_name(f"{path.stem}-{owner_tag()}-{uuid.uuid4().hex[:8]}.npy"), len(plan),
+                                dim, check=_sound_rows)
+            stores.append(store)
+            atomic_write_json(_files_sidecar(store.path), states)
+        skip = min(store.done for store in stores)
+        for first, embs in iter_crop_embeddings_many(bundles, plan, batch_size=batch_size, workers=workers,
+                                                     precision=precision, skip_rows=skip, progress=progress,
+                                                     desc=desc, stats=stats):
+            for store, emb in zip(stores, embs, strict=True):
+                store.write(first, emb)  # rows a store already holds are skipped
+        return [(store.read(), store.path) for store in stores]
+    finally:
+        for store in stores:
+            store.close()
+
+
+def crop_embeddings(bundle: ClipBundle, plan: CropPlan, **kwargs) -> tuple[torch.Tensor, Path]:
+    """:func:`crop_embeddings_many` for one backbone: its (rows, d + 1) embeddings and the stream file's path."""
+    return crop_embeddings_many([bundle], plan, **kwargs)[0]
 
 
 def remove_stream(stream: Path) -> None:
@@ -314,6 +328,80 @@ def _assemble(layout: _Layout, image: torch.Tensor, text: torch.Tensor, meta: di
               "identical_negatives": len(layout.split.identical_negatives)})
 
 
+def embed_splits_many(bundles: Sequence[ClipBundle], splits: Sequence[Split] | Mapping[str, Split],
+                      image_root: str | os.PathLike, *, scale_factor: float = 1.0,
+                      available: Mapping[str, Iterable[int]] | None = None, cache_dir: str | os.PathLike | None = None,
+                      batch_size: int = 256, workers: int | None = None, precision: str = "auto",
+                      progress: bool = True, stats: PipelineStats | None = None) -> list[dict[str, SplitEmbeddings]]:
+    """:func:`embed_splits` for several backbones at once, one dict per backbone: the backbones whose transforms
+    share their geometry and miss the same cache entries are extracted together, each image decoded and each
+    crop resized once for all of them (:func:`~.crop_pipeline.iter_crop_embeddings_many`). The entries are
+    exactly those :func:`embed_splits` writes and reads, so a sweep and notebooks 01-03 share one cache."""
+    splits = list(splits.values()) if isinstance(splits, Mapping) else list(splits)
+    folder = embeddings_dir(cache_dir)
+    remove_orphans(folder)
+    avail_of = {}
+    for split in splits:
+        if available is not None and split.name in available:
+            avail_of[split.name] = set(available[split.name])
+        else:
+            avail_of[split.name] = {i for i, rec in split.images.items() if image_path(image_root, rec).exists()}
+    results: list[dict[str, SplitEmbeddings]] = [{} for _ in bundles]
+    todo: list[list[_Layout]] = [[] for _ in bundles]
+    for b, bundle in enumerate(bundles):
+        for split in splits:
+            key = cache_key(bundle, split, scale_factor, avail_of[split.name], precision, image_root)
+            entry = folder / f"{bundle.name}-{split.name}-{key[:20]}.pt"
+            cached = load_cached(entry, key)
+            if cached is not None:
+                cached.meta["from_cache"] = True
+                results[b][split.name] = cached
+            else:
+                todo[b].append(_layout(split, avail_of[split.name], entry, key))
+
+    # backbones that can share a decode and miss the same splits are extracted together
+    groups: dict[tuple, list[int]] = {}
+    for g in shared_decode_groups(bundles):
+        for b in g:
+            if todo[b]:
+                groups.setdefault((g[0], tuple(lay.split.name for lay in todo[b])), []).append(b)
+    for members in groups.values():
+        layouts = todo[members[0]]
+
+        def crop_of(layout: _Layout, ann) -> tuple:
+            return image_path(image_root, layout.split.images[ann.image_id]), ann.bbox
+
+        sizes = {str(image_path(image_root, rec)): declared_size(rec)
+                 for lay in layouts for rec in lay.split.images.values()}
+        plan = plan_crops([crop_of(lay, a) for lay in layouts for a in lay.annotations], scale_factor, sizes)
+        names = "+".join(lay.split.name for lay in layouts)
+        who = f" ({len(members)} backbones)" if len(members) > 1 else ""
+        images = crop_embeddings_many([bundles[b] for b in members], plan, cache_dir=cache_dir,
+                                      batch_size=batch_size, workers=workers, precision=precision, progress=progress,
+                                      desc=f"crops {names}{who}", stats=stats)
+        captions = sorted({c for lay in layouts for c in lay.captions})
+        caption_row = {c: i for i, c in enumerate(captions)}
+        for b, (image, stream) in zip(members, images, strict=True):
+            bundle = bundles[b]
+            start = time.perf_counter()
+            text = encode_texts(bundle, captions, batch_size=batch_size, progress=progress, precision=precision,
+                                with_norms=True)
+            if stats is not None:
+                stats.extra.update(captions=len(captions),
+                                   captions_s=stats.extra.get("captions_s", 0.0) + time.perf_counter() - start)
+            meta = {**encoder_identity(bundle, precision), "scale_factor": float(scale_factor)}
+            for lay in todo[b]:
+                rows = torch.tensor([plan.row(*crop_of(lay, a)) for a in lay.annotations], dtype=torch.long)
+                own_image = image if torch.equal(rows, torch.arange(len(image))) else image[rows]
+                own_text = text if lay.captions == captions else text[[caption_row[c] for c in lay.captions]]
+                result = _assemble(lay, own_image, own_text, meta)
+                write_entry(lay.entry, result.to_dict(), lay.key)
+                result.meta["from_cache"] = False
+                results[b][lay.split.name] = result
+            remove_stream(stream)  # every entry of this backbone is written: its crops live on there
+    return [{split.name: res[split.name] for split in splits} for res in results]
+
+
 def embed_splits(bundle: ClipBundle, splits: Sequence[Split] | Mapping[str, Split], image_root: str | os.PathLike, *,
                  scale_factor: float = 1.0, available: Mapping[str, Iterable[int]] | None = None,
                  cache_dir: str | os.PathLike | None = None, batch_size: int = 256, workers: int | None = None,
@@ -324,57 +412,13 @@ def embed_splits(bundle: ClipBundle, splits: Sequence[Split] | Mapping[str, Spli
 
     ``available`` maps a split name to the image ids on disk (e.g. ``fetch_images(...).available``); by
     default, every image of the split that exists under ``image_root``. ``workers`` are the crop pipeline's
-    DataLoader workers (None: one per core beyond the first, at most 8; 0: none). ``precision`` is
+    DataLoader workers (None: :func:`~.crop_pipeline.default_workers`; 0: none). ``precision`` is
     ``"auto"`` (bf16 autocast on a GPU with native bf16, fp16 on an older one, fp32 on CPU), ``"fp32"``,
     ``"bf16"`` or ``"fp16"``.
     """
-    splits = list(splits.values()) if isinstance(splits, Mapping) else list(splits)
-    folder = embeddings_dir(cache_dir)
-    remove_orphans(folder)
-    results: dict[str, SplitEmbeddings] = {}
-    todo: list[_Layout] = []
-    for split in splits:
-        if available is not None and split.name in available:
-            avail = set(available[split.name])
-        else:
-            avail = {i for i, rec in split.images.items() if image_path(image_root, rec).exists()}
-        key = cache_key(bundle, split, scale_factor, avail, precision, image_root)
-        entry = folder / f"{bundle.name}-{split.name}-{key[:20]}.pt"
-        cached = load_cached(entry, key)
-        if cached is not None:
-            cached.meta["from_cache"] = True
-            results[split.name] = cached
-        else:
-            todo.append(_layout(split, avail, entry, key))
-
-    if todo:
-        def crop_of(layout: _Layout, ann) -> tuple:
-            return image_path(image_root, layout.split.images[ann.image_id]), ann.bbox
-
-        sizes = {str(image_path(image_root, rec)): declared_size(rec)
-                 for lay in todo for rec in lay.split.images.values()}
-        plan = plan_crops([crop_of(lay, a) for lay in todo for a in lay.annotations], scale_factor, sizes)
-        names = "+".join(lay.split.name for lay in todo)
-        image, stream = crop_embeddings(bundle, plan, cache_dir=cache_dir, batch_size=batch_size, workers=workers,
-                                        precision=precision, progress=progress, desc=f"crops {names}", stats=stats)
-        captions = sorted({c for lay in todo for c in lay.captions})
-        start = time.perf_counter()
-        text = encode_texts(bundle, captions, batch_size=batch_size, progress=progress, precision=precision,
-                            with_norms=True)
-        if stats is not None:
-            stats.extra.update(captions=len(captions), captions_s=time.perf_counter() - start)
-        caption_row = {c: i for i, c in enumerate(captions)}
-        meta = {**encoder_identity(bundle, precision), "scale_factor": float(scale_factor)}
-        for lay in todo:
-            rows = torch.tensor([plan.row(*crop_of(lay, a)) for a in lay.annotations], dtype=torch.long)
-            own_image = image if torch.equal(rows, torch.arange(len(image))) else image[rows]
-            own_text = text if lay.captions == captions else text[[caption_row[c] for c in lay.captions]]
-            result = _assemble(lay, own_image, own_text, meta)
-            write_entry(lay.entry, result.to_dict(), lay.key)
-            result.meta["from_cache"] = False
-            results[lay.split.name] = result
-        remove_stream(stream)  # every entry is written: the crops live on there
-    return {split.name: results[split.name] for split in splits}
+    return embed_splits_many([bundle], splits, image_root, scale_factor=scale_factor, available=available,
+                             cache_dir=cache_dir, batch_size=batch_size, workers=workers, precision=precision,
+                             progress=progress, stats=stats)[0]
 
 
 def embed_split(bundle: ClipBundle, split: Split, image_root: str | os.PathLike, *, scale_factor: float = 1.0,
@@ -395,6 +439,16 @@ def embed_benchmark(bundle: ClipBundle, bench: Benchmark, splits=None, scale_fac
                         progress=progress, **kwargs)
 
 
+def embed_benchmark_many(bundles: Sequence[ClipBundle], bench: Benchmark, splits=None, scale_factor: float = 1.0,
+                         batch_size: int = 256, progress: bool = True, **kwargs) -> list[dict[str, SplitEmbeddings]]:
+    """:func:`embed_benchmark` for several backbones, sharing decodes where their transforms allow
+    (:func:`embed_splits_many`)."""
+    names = list(splits or bench.splits)
+    return embed_splits_many(bundles, [bench.splits[n] for n in names], bench.image_root, scale_factor=scale_factor,
+                             available={n: bench.available[n] for n in names}, batch_size=batch_size,
+                             progress=progress, **kwargs)
+
+
 @dataclass
 class CaptionEmbeddings(UnitAndNorms):
     """Whole-image and caption embeddings of a :class:`~fgclip_utils.data.coco_captions.CaptionSet`: unit
@@ -408,40 +462,66 @@ class CaptionEmbeddings(UnitAndNorms):
     key: str = ""  # the cache key it was made from
 
 
+def _caption_set_key(bundle: ClipBundle, cs: CaptionSet, image_root, precision: str) -> str:
+    return sha256_json({"version": EMBED_VERSION, **encoder_identity(bundle, precision), "images": cs.images,
+                        "captions": cs.captions, "image_files": image_fingerprint(image_root, cs.images)})
+
+
+def _cached_caption_set(entry: Path, key: str, cs: CaptionSet) -> CaptionEmbeddings | None:
+    data = read_entry(entry, key)
+    if data is None:
+        return None
+    try:
+        d = int(data["image"].shape[-1])
+        check_unit_rows("image", data["image"], data["image_norm"], len(cs.images), d)
+        check_unit_rows("text", data["text"], data["text_norm"], len(cs.captions), d)
+        return CaptionEmbeddings(data["image"], data["text"], cs, data["image_norm"], data["text_norm"], key)
+    except (EntryMismatch, KeyError, AttributeError) as exc:
+        warnings.warn(f"{entry}: cache entry {exc}; recomputing it", stacklevel=3)
+        return None
+
+
+def embed_caption_set_many(bundles: Sequence[ClipBundle], cs: CaptionSet, image_root: str | os.PathLike,
+                           batch_size: int = 256, cache_dir: str | os.PathLike | None = None, progress: bool = True,
+                           workers: int | None = None, precision: str = "auto") -> list[CaptionEmbeddings]:
+    """:func:`embed_caption_set` for several backbones, each image decoded once per group of backbones whose
+    transforms share their geometry; the cache entries are those :func:`embed_caption_set` reads."""
+    folder = embeddings_dir(cache_dir)
+    remove_orphans(folder)
+    keys = [_caption_set_key(b, cs, image_root, precision) for b in bundles]
+    entries = [folder / f"{b.name}-{cs.name}-{k[:20]}.pt" for b, k in zip(bundles, keys, strict=True)]
+    results = [_cached_caption_set(e, k, cs) for e, k in zip(entries, keys, strict=True)]
+    paths = [image_path(image_root, rec) for rec in cs.images]
+    rows = None
+    for group in shared_decode_groups(bundles):
+        members = [b for b in group if results[b] is None]
+        if not members:
+            continue
+        plan = plan_crops([(p, None) for p in paths], sizes={str(p): declared_size(rec) for p, rec in
+                                                             zip(paths, cs.images, strict=True)})
+        rows = torch.tensor([plan.row(p, None) for p in paths], dtype=torch.long) if rows is None else rows
+        who = f" ({len(members)} backbones)" if len(members) > 1 else ""
+        images = crop_embeddings_many([bundles[b] for b in members], plan, cache_dir=cache_dir, batch_size=batch_size,
+                                      workers=workers, precision=precision, progress=progress, desc=f"{cs.name}{who}")
+        for b, (image, stream) in zip(members, images, strict=True):
+            img = image[rows]
+            txt = encode_texts(bundles[b], cs.captions, batch_size=batch_size, progress=progress, precision=precision,
+                               with_norms=True)
+            result = CaptionEmbeddings(img[:, :-1].contiguous(), txt[:, :-1].contiguous(), cs,
+                                       img[:, -1].contiguous(), txt[:, -1].contiguous(), keys[b])
+            write_entry(entries[b], {"image": result.image, "text": result.text, "image_norm": result.image_norm,
+                                     "text_norm": result.text_norm}, keys[b])
+            remove_stream(stream)
+            results[b] = result
+    return results
+
+
 def embed_caption_set(bundle: ClipBundle, cs: CaptionSet, image_root: str | os.PathLike, batch_size: int = 256,
                       cache_dir: str | os.PathLike | None = None, progress: bool = True, workers: int | None = None,
                       precision: str = "auto") -> CaptionEmbeddings:
     """Whole-image and caption embeddings, cached by model, weights, precision, the caption set's content and
     its image files; the images go through the crop pipeline (one whole-image "crop" each)."""
-    key = sha256_json({"version": EMBED_VERSION, **encoder_identity(bundle, precision), "images": cs.images,
-                       "captions": cs.captions, "image_files": image_fingerprint(image_root, cs.images)})
-    folder = embeddings_dir(cache_dir)
-    remove_orphans(folder)
-    entry = folder / f"{bundle.name}-{cs.name}-{key[:20]}.pt"
-    data = read_entry(entry, key)
-    if data is not None:
-        try:
-            d = int(data["image"].shape[-1])
-            check_unit_rows("image", data["image"], data["image_norm"], len(cs.images), d)
-            check_unit_rows("text", data["text"], data["text_norm"], len(cs.captions), d)
-            return CaptionEmbeddings(data["image"], data["text"], cs, data["image_norm"], data["text_norm"], key)
-        except (EntryMismatch, KeyError, AttributeError) as exc:
-            warnings.warn(f"{entry}: cache entry {exc}; recomputing it", stacklevel=2)
-
-    paths = [image_path(image_root, rec) for rec in cs.images]
-    plan = plan_crops([(p, None) for p in paths], sizes={str(p): declared_size(rec) for p, rec in
-                                                         zip(paths, cs.images, strict=True)})
-    image, stream = crop_embeddings(bundle, plan, cache_dir=cache_dir, batch_size=batch_size, workers=workers,
-                                    precision=precision, progress=progress, desc=cs.name)
-    img = image[torch.tensor([plan.row(p, None) for p in paths], dtype=torch.long)]
-    txt = encode_texts(bundle, cs.captions, batch_size=batch_size, progress=progress, precision=precision,
-                       with_norms=True)
-    result = CaptionEmbeddings(img[:, :-1].contiguous(), txt[:, :-1].contiguous(), cs, img[:, -1].contiguous(),
-                               txt[:, -1].contiguous(), key)
-    write_entry(entry, {"image": result.image, "text": result.text, "image_norm": result.image_norm,
-                        "text_norm": result.text_norm}, key)
-    remove_stream(stream)
-    return result
+    return embed_caption_set_many([bundle], cs, image_root, batch_size, cache_dir, progress, workers, precision)[0]
 
 
 def profile_embeddings(profile: Profile, bundle: ClipBundle, bench: Benchmark, splits=None, progress: bool = True
@@ -451,6 +531,22 @@ def profile_embeddings(profile: Profile, bundle: ClipBundle, bench: Benchmark, s
     one precision and one cache."""
     ex = profile.extract
     return embed_benchmark(bundle, bench, splits, ex.scale_factor, ex.batch_size, progress, precision=ex.precision)
+
+
+def profile_embeddings_many(profile: Profile, bundles: Sequence[ClipBundle], bench: Benchmark, splits=None,
+                            progress: bool = True) -> list[dict[str, SplitEmbeddings]]:
+    """:func:`profile_embeddings` for several backbones, one decode per group of shared transform geometry: the
+    cache entries are those :func:`profile_embeddings` reads, so a sweep fills the cache of notebooks 01-03."""
+    ex = profile.extract
+    return embed_benchmark_many(bundles, bench, splits, ex.scale_factor, ex.batch_size, progress,
+                                precision=ex.precision)
+
+
+def profile_caption_embeddings_many(profile: Profile, bundles: Sequence[ClipBundle], cs: CaptionSet,
+                                    image_root: str | os.PathLike, progress: bool = True) -> list[CaptionEmbeddings]:
+    """:func:`profile_caption_embeddings` for several backbones, sharing decodes (:func:`embed_caption_set_many`)."""
+    ex = profile.extract
+    return embed_caption_set_many(bundles, cs, image_root, ex.batch_size, progress=progress, precision=ex.precision)
 
 
 def profile_caption_embeddings(profile: Profile, bundle: ClipBundle, cs: CaptionSet, image_root: str | os.PathLike,
