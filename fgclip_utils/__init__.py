@@ -2,14 +2,16 @@
 
 Everything a notebook or a user calls is importable from here (``import fgclip_utils as fg``); the
 subpackages group the code by role: :mod:`~fgclip_utils.data`, :mod:`~fgclip_utils.extraction`,
-:mod:`~fgclip_utils.heads`, :mod:`~fgclip_utils.evaluation`, :mod:`~fgclip_utils.plots`.
+:mod:`~fgclip_utils.heads`, :mod:`~fgclip_utils.evaluation`, :mod:`~fgclip_utils.sweep`, :mod:`~fgclip_utils.plots`;
+:mod:`~fgclip_utils.cli` is the command line (``python -m fgclip_utils``).
 """
 # settings, caches and result tables
 from .cache import CACHE_FOLDERS, cache_folder, cache_root
 from .profiles import (PROFILES, DataConfig, ExtractConfig, PaperRecipe, Profile, StageConfig, TrainConfig,
                        get_profile)
-from .results import (RESULT_TABLES, ResultTableError, Run, acc_columns, history_table, load_table, read_records,
-                      record_method_rows, record_split_table, run_for, runs_of, save_table, write_record)
+from .results import (RECORD_FIELDS, RESULT_TABLES, ResultTableError, Run, Sweep, acc_columns, build_csv,
+                      history_table, load_table, read_record, read_records, record_method_rows, record_split_table,
+                      records_table, run_for, runs_of, save_table, sweep_for, sweeps_of, write_record)
 from .notebook import Session, Timer, captioned, start
 from .environment import cache_usage, environment_report, environment_table
 from .colab import archive_outputs, in_colab, use_drive_cache
@@ -28,8 +30,11 @@ from .data.reported_results import (FGCLIP_CITATION, FGOVD_CITATION, openclip_co
 # extraction
 from .extraction.clip_models import TINY_MODEL, ClipBundle, default_device, load_clip
 from .extraction.clip_forward import encode_texts
-from .extraction.embedding_cache import (CaptionEmbeddings, SplitEmbeddings, embed_benchmark, embed_caption_set,
-                                         embed_split, embed_splits, profile_caption_embeddings, profile_embeddings)
+from .extraction.embedding_cache import (CaptionEmbeddings, SplitEmbeddings, embed_benchmark, embed_benchmark_many,
+                                         embed_caption_set, embed_caption_set_many, embed_split, embed_splits,
+                                         embed_splits_many, profile_caption_embeddings,
+                                         profile_caption_embeddings_many, profile_embeddings, profile_embeddings_many)
+from .extraction.crop_pipeline import shared_decode_groups
 
 # heads
 from .heads.architectures import HEAD_KINDS, build_head
@@ -52,6 +57,10 @@ from .evaluation.paper_comparison import (PAPER_METHOD, coco_baselines, paper_la
                                           vanilla_vs_paper)
 from .evaluation.attributes import ATTRIBUTE_TYPES, attribute_labels, attribute_sample
 from .evaluation.separability import embedding_spaces, separability, separability_table
+
+# backbone sweeps (notebook 04, the command line)
+from .sweep.model_sets import MODEL_SETS, TINY_MODELS, ModelSet, model_set, panel_table, resolve_backbones
+from .sweep.backbone_sweep import SweepTables, head_gain_row, sweep_heads, sweep_vanilla
 
 # plots
 from .plots.style import apply_paper_style, save_figure

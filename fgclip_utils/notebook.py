@@ -44,12 +44,14 @@ class Session:
 
 
 def start(profile: str | None = None, *, backbones=None, backbone=None, device: str | torch.device | None = None,
-          scale_factor: float | None = None, epochs: int | None = None, **shown) -> Session:
+          scale_factor: float | None = None, epochs: int | None = None, warmup_images: int | None = None,
+          **shown) -> Session:
     """Resolve a notebook's parameters into a :class:`Session` and print what it will run.
 
     ``profile`` None means ``$FGCLIP_PROFILE``, else ``smoke``. ``backbones`` (a list of (name, pretrained)) or
-    ``backbone`` (one pair) replace the profile's; ``scale_factor`` and ``epochs``, when given, replace the
-    profile's extraction and training settings. ``shown`` are further parameters printed with the rest.
+    ``backbone`` (one pair) replace the profile's; ``scale_factor``, ``epochs`` and ``warmup_images`` (the
+    paper recipe's stage-1 images), when given, replace the profile's settings. ``shown`` are further parameters
+    printed with the rest.
     """
     P = get_profile(profile)
     if backbone is not None:
@@ -60,6 +62,8 @@ def start(profile: str | None = None, *, backbones=None, backbone=None, device: 
         P = replace(P, extract=replace(P.extract, scale_factor=float(scale_factor)))
     if epochs is not None:
         P = replace(P, train=replace(P.train, epochs=int(epochs)))
+    if warmup_images is not None:
+        P = replace(P, data=replace(P.data, warmup_images=int(warmup_images)))
     session = Session(P, torch.device(device) if device else default_device())
     apply_paper_style()
     names = ", ".join(f"{n} ({p or 'random-init'})" for n, p in P.backbones)

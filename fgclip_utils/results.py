@@ -45,6 +45,12 @@ RESULT_TABLES: dict[str, tuple[str, tuple[str, ...]]] = {
     "nb03_separability": ("separability of each attribute before and after the head (notebook 03)",
                           ("stage", "modality", "attribute", "knn_acc", "probe_acc", "majority", "silhouette")),
     "nb03_umap": ("2-D UMAP coordinates with attribute labels (notebook 03)", ("stage", "modality", "x", "y")),
+    "nb04_backbones": ("the sweep's backbones: size, embedding width, resolution, shared-decode group (notebook 04)",
+                       ("backbone", "model", "pretrained", "params_m", "image_params_m", "embed_dim", "image_size")),
+    "nb04_vanilla": ("vanilla CLIP per backbone and split: the paper's mean rank at N (notebook 04)",
+                     ("backbone", "split", "paper_n", "mean_rank_at_n", "n_kept", "accuracy", "n")),
+    "nb04_heads": ("a head trained per backbone against vanilla CLIP: FG-OVD mean rank and the gain (notebook 04)",
+                   ("backbone", "kind", "vanilla_fg", "head_fg", "gain", "gap_closed")),
 }
 
 
@@ -116,6 +122,73 @@ class Run:
         return what + (f", settings {self.settings_key} (not the profile's defaults)" if self.settings_key else "")
 
 
+@dataclass(frozen=True)
+class Sweep:
+    """One profile over a panel of backbones (notebook 04, ``python -m fgclip_utils evaluate``): where the
+    sweep's tables and figures go, ``<cache>/results/<profile>/sweep-<panel>[-s<key>]/``. Each backbone's
+    embeddings live in the shared embedding cache, as notebooks 01-03 make them."""
+
+    profile: str
+    panel: str  # a named set of :data:`~fgclip_utils.sweep.model_sets.MODEL_SETS`, or "custom"
+    backbones: tuple[tuple[str, str | None], ...]
+    settings: dict = field(hash=False, compare=False)
+
+    @property
+    def settings_key(self) -> str:
+        """Empty for the profile's defaults and a named panel as it is, else a short key of both."""
+        from .sweep.model_sets import MODEL_SETS
+
+        default = PROFILES.get(self.profile)
+        named = self.panel in MODEL_SETS and MODEL_SETS[self.panel].pairs() == self.backbones
+        if default is not None and run_settings(default) == self.settings and named:
+            return ""
+        return sha256_json({"settings": self.settings, "backbones": self.backbones})[:8]
+
+    @property
+    def name(self) -> str:
+        base = f"sweep-{_slug(self.panel)}"
+        return f"{base}-s{self.settings_key}" if self.settings_key else base
+
+    @property
+    def folder(self) -> Path:
+        return cache_folder("results") / self.profile / self.name
+
+    def profile_object(self) -> Profile:
+        return profile_from_settings(self.profile, self.settings, backbones=self.backbones)
+
+    def save_meta(self) -> Path:
+        return atomic_write_json(self.folder / "sweep.json", {"profile": self.profile, "panel": self.panel,
+                                                              "backbones": [list(b) for b in self.backbones],
+                                                              "settings": self.settings})
+
+    @classmethod
+    def from_folder(cls, folder: str | os.PathLike) -> Sweep:
+        path = Path(folder) / "sweep.json"
+        try:
+            meta = json.loads(path.read_text())
+            return cls(meta["profile"], meta["panel"], tuple(tuple(b) for b in meta["backbones"]), meta["settings"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ResultTableError(f"{path}: not a readable sweep record ({exc})") from exc
+
+    def describe(self) -> str:
+        what = f"{len(self.backbones)} backbones (panel {self.panel}), profile {self.profile}"
+        return what + (f", settings {self.settings_key} (not the defaults)" if self.settings_key else "")
+
+
+def sweep_for(profile: Profile, panel: str, backbones) -> Sweep:
+    """The sweep of ``profile`` over ``backbones`` (pairs (model, pretrained)) called ``panel``."""
+    sweep = Sweep(profile.name, panel, tuple((b[0], b[1]) for b in backbones), run_settings(profile))
+    sweep.save_meta()
+    return sweep
+
+
+def sweeps_of(profile: str) -> list[Sweep]:
+    """The sweeps of ``profile`` that have results in the cache."""
+    root = cache_folder("results") / profile
+    folders = sorted(p for p in root.iterdir() if (p / "sweep.json").is_file()) if root.is_dir() else []
+    return [Sweep.from_folder(p) for p in folders]
+
+
 def run_for(profile: Profile, bundle) -> Run:
     """The run of ``profile`` with backbone ``bundle`` (a loaded :class:`~fgclip_utils.ClipBundle`)."""
     run = Run(profile.name, (bundle.name, bundle.pretrained), bundle.weights_id, run_settings(profile))
@@ -142,11 +215,11 @@ def _schema(name: str) -> tuple[str, ...]:
     return RESULT_TABLES[base][1]
 
 
-def _folder(run: Run | str | os.PathLike) -> Path:
-    return run.folder if isinstance(run, Run) else Path(run)
+def _folder(run: Run | Sweep | str | os.PathLike) -> Path:
+    return run.folder if isinstance(run, Run | Sweep) else Path(run)
 
 
-def table_path(name: str, run: Run | str | os.PathLike) -> Path:
+def table_path(name: str, run: Run | Sweep | str | os.PathLike) -> Path:
     _schema(name)
     return _folder(run) / f"{name}.csv"
 
@@ -155,7 +228,7 @@ def _manifest(path: Path) -> Path:
     return path.with_name(path.name + ".json")
 
 
-def save_table(table: pd.DataFrame, name: str, run: Run | str | os.PathLike) -> Path:
+def save_table(table: pd.DataFrame, name: str, run: Run | Sweep | str | os.PathLike) -> Path:
     """Write ``table`` (it must have the columns its name requires) and its manifest, both atomically."""
     missing = [c for c in _schema(name) if c not in table.columns]
     if missing:
@@ -169,7 +242,7 @@ def save_table(table: pd.DataFrame, name: str, run: Run | str | os.PathLike) -> 
     return path
 
 
-def load_table(name: str, run: Run | str | os.PathLike) -> pd.DataFrame:
+def load_table(name: str, run: Run | Sweep | str | os.PathLike) -> pd.DataFrame:
     """The table ``name`` of ``run``, verified against its manifest; FileNotFoundError when the notebook that
     makes it has not run, :class:`ResultTableError` when it is damaged."""
     path = table_path(name, run)
@@ -212,16 +285,49 @@ def git_commit(path: str | os.PathLike | None = None) -> str | None:
     return head + ("+dirty" if dirty else "") if head else None
 
 
-def write_record(run: Run, dataset: str, task: str, metrics: dict, **extra) -> Path:
-    """Write one evaluation's JSON record to ``<run>/records/<dataset>_<weights>_<model>_en_<task>.json``
-    (CLIP_benchmark's file naming) and return its path. ``extra`` adds fields (method, files, notes, ...)."""
+RECORD_FIELDS = ("dataset", "model", "pretrained", "weights_id", "task", "language", "metrics", "profile", "run",
+                 "settings", "versions", "git_commit", "created")  # every record has these (and may add more)
+
+
+def record_name(dataset: str, weights_id: str, model: str, task: str) -> str:
+    """A record's file name, CLIP_benchmark's: ``<dataset>_<pretrained>_<model>_en_<task>.json`` (slugged)."""
+    return "_".join(_slug(part) for part in (dataset, weights_id, model, "en", task)) + ".json"
+
+
+def record_path(run: Run, dataset: str, task: str, folder: str | os.PathLike | None = None) -> Path:
+    """Where :func:`write_record` puts ``run``'s record of ``dataset`` and ``task`` (``folder``: default
+    ``<run>/records``)."""
+    model, _ = run.backbone
+    return (Path(folder) if folder is not None else run.folder / "records") / record_name(dataset, run.weights_id,
+                                                                                          model, task)
+
+
+def write_record(run: Run, dataset: str, task: str, metrics: dict, *, folder: str | os.PathLike | None = None,
+                 **extra) -> Path:
+    """Write one evaluation's JSON record to ``<folder>/<dataset>_<weights>_<model>_en_<task>.json``
+    (CLIP_benchmark's file naming; ``folder`` default ``<run>/records``) and return its path. ``extra`` adds
+    fields (method, files, notes, ...)."""
     model, pretrained = run.backbone
     record = {"dataset": dataset, "model": model, "pretrained": pretrained, "weights_id": run.weights_id,
               "task": task, "language": "en", "metrics": metrics, "profile": run.profile, "run": run.name,
               "settings": run.settings, "versions": package_versions(RECORD_PACKAGES), "git_commit": git_commit(),
               "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), **extra}
-    name = "_".join(_slug(part) for part in (dataset, run.weights_id, model, "en", task)) + ".json"
-    return atomic_write_json(run.folder / "records" / name, json.loads(json.dumps(record, default=str)))
+    return atomic_write_json(record_path(run, dataset, task, folder), json.loads(json.dumps(record, default=str)))
+
+
+def read_record(path: str | os.PathLike) -> dict:
+    """One JSON record, checked to have every field of :data:`RECORD_FIELDS`; ``ValueError`` names the file."""
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: not a readable JSON record ({exc})") from exc
+    missing = [f for f in RECORD_FIELDS if not isinstance(record, dict) or f not in record]
+    if missing:
+        raise ValueError(f"{path}: not an evaluation record: it lacks the fields {missing}")
+    if not isinstance(record["metrics"], dict):
+        raise ValueError(f"{path}: field 'metrics' is not an object")
+    return record
 
 
 def read_records(folder: str | os.PathLike) -> list[dict]:
@@ -237,23 +343,62 @@ def read_records(folder: str | os.PathLike) -> list[dict]:
     return records
 
 
-def record_split_table(run: Run, table: pd.DataFrame, split_files: dict[str, os.PathLike], source: str) -> list[Path]:
+SPLIT_METRICS = ("paper_n", "mean_rank_at_n", "n_kept", "chance_mean_rank_at_n", "accuracy", "mean_rank", "mrr", "n",
+                 "chance", "skipped", "missing_images", "identical_negatives")  # a fine-grained record's metrics
+FINE_GRAINED_TASK = "fine_grained_ranking"
+
+
+def split_dataset(source: str, split: str) -> str:
+    """A split's dataset name in the records: ``<source>_<split>`` (``fgovd_hard``, ``synthetic_color``)."""
+    return f"{source}_{split}"
+
+
+def record_split_table(run: Run, table: pd.DataFrame, split_files: dict[str, os.PathLike], source: str, *,
+                       task: str = FINE_GRAINED_TASK, folder: str | os.PathLike | None = None) -> list[Path]:
     """One record per row of a per-split table (:func:`~fgclip_utils.evaluation.fine_grained.evaluate_splits`):
-    dataset ``<source>_<split>`` (``fgovd`` or ``synthetic``), task ``fine_grained_ranking``, with the split
-    file's name and sha256."""
+    dataset ``<source>_<split>`` (``fgovd`` or ``synthetic``), task ``fine_grained_ranking`` (or ``task``), with
+    the split file's name and sha256; into ``folder`` (default ``<run>/records``)."""
     from .atomic_io import sha256_file
 
-    metric_columns = ["paper_n", "mean_rank_at_n", "n_kept", "chance_mean_rank_at_n", "accuracy", "mean_rank",
-                      "mrr", "n", "chance", "skipped", "missing_images", "identical_negatives"]
     paths = []
     for _, row in table.iterrows():
         split = row["split"]
         path = Path(split_files[split])
         metrics = {c: (None if pd.isna(row[c]) else row[c].item() if hasattr(row[c], "item") else row[c])
-                   for c in metric_columns if c in row}
-        paths.append(write_record(run, f"{source}_{split}", "fine_grained_ranking", metrics, method=row["method"],
-                                  split_file=path.name, split_file_sha256=sha256_file(path)))
+                   for c in SPLIT_METRICS if c in row}
+        paths.append(write_record(run, split_dataset(source, split), task, metrics, folder=folder,
+                                  method=row["method"], split=split, split_file=path.name,
+                                  split_file_sha256=sha256_file(path)))
     return paths
+
+
+def records_table(records: list[dict]) -> pd.DataFrame:
+    """Records as one flat table, CLIP_benchmark's ``build``: one row per record with its identity (model,
+    pretrained, weights, dataset, split, task, method, profile, run) and one column per metric."""
+    rows = []
+    for rec in records:
+        row = {k: rec.get(k) for k in ("model", "pretrained", "weights_id", "dataset", "split", "task", "method",
+                                       "profile", "run")}
+        row.update(rec["metrics"])
+        row["git_commit"], row["created"] = rec.get("git_commit"), rec.get("created")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def build_csv(folder: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
+    """Merge every JSON record directly in ``folder`` (as ``python -m fgclip_utils evaluate --output`` writes
+    them) into one CSV, ``<folder>/results.csv`` by default, written atomically; a file that is not a record is an
+    error naming it."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such folder of records")
+    paths = sorted(folder.glob("*.json"))
+    if not paths:
+        raise FileNotFoundError(f"{folder}: holds no JSON records")
+    table = records_table([read_record(p) for p in paths])
+    buf = io.StringIO()
+    table.to_csv(buf, index=False)
+    return atomic_write_bytes(Path(out) if out else folder / "results.csv", buf.getvalue().encode())
 
 
 def record_method_rows(run: Run, table: pd.DataFrame, dataset: str, task: str) -> list[Path]:

@@ -106,6 +106,16 @@ def check_backbone(name: str, pretrained: str | None) -> None:
                          f"tags: {tags}" + (f" ({_close(pretrained, tags)})" if tags else ""))
 
 
+def weights_id_for(name: str, pretrained: str | None, seed: int = 0, file_sha: str | None = None) -> str:
+    """What identifies the weights :func:`load_clip` gives for ``name``/``pretrained``, without loading them: the
+    tag, ``file:<sha256>`` of a local file, the ``hf-hub:``/``local-dir:`` name, or ``random:<seed>``."""
+    if name.startswith(SCHEMES):
+        return name
+    if pretrained and os.path.isfile(pretrained):
+        return f"file:{file_sha or sha256_file(pretrained)}"
+    return pretrained or f"random:{seed}"
+
+
 def tag_wants_quick_gelu(name: str, pretrained: str | None) -> bool:
     """Whether open_clip's config of pretrained tag ``pretrained`` for ``name`` says the weights use QuickGELU."""
     if not pretrained or os.path.isfile(pretrained) or name.startswith(SCHEMES):
@@ -183,10 +193,10 @@ def load_clip(name: str, pretrained: str | None = None, device: str | torch.devi
             name, pretrained=pretrained or None, device=device, force_quick_gelu=bool(quick_gelu))
     model.eval().requires_grad_(False)
     tokenizer = _tokenizer(name)
+    weights_id = weights_id_for(name, pretrained, seed, file_sha)
     if name.startswith(SCHEMES):
-        weights_id, embed_dim = name, _embed_dim(model, tokenizer, device)
+        embed_dim = _embed_dim(model, tokenizer, device)
     else:
-        weights_id = f"file:{file_sha}" if is_file else (pretrained or f"random:{seed}")
         embed_dim = int(open_clip.get_model_config(name)["embed_dim"])
     return ClipBundle(model=model, preprocess=preprocess, tokenizer=tokenizer, name=name, pretrained=pretrained,
                       device=device, weights_id=weights_id, embed_dim=embed_dim, quick_gelu=uses_quick_gelu(model))

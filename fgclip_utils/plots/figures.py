@@ -18,8 +18,8 @@ import pandas as pd
 
 from ..data.benchmark_data import Benchmark, load_benchmark
 from ..data.reported_results import paper_results, reported_detectors
-from ..results import ResultTableError, Run, history_table, load_table, runs_of
-from . import fine_grained_plots, head_plots, umap_plots
+from ..results import ResultTableError, Run, Sweep, history_table, load_table, runs_of, sweeps_of
+from . import fine_grained_plots, head_plots, sweep_plots, umap_plots
 from .style import apply_paper_style, save_figure
 
 
@@ -27,7 +27,7 @@ from .style import apply_paper_style, save_figure
 class FigureContext:
     """What a figure is drawn from: a run's cached result tables and, for crops, its test benchmark."""
 
-    run: Run
+    run: Run | Sweep
     benchmark: Benchmark | None = None  # the test benchmark, loaded from the cache when first needed
     _tables: dict = field(default_factory=dict, repr=False)
 
@@ -52,6 +52,7 @@ class FigureSpec:
     notebook: str  # the notebook that makes its tables
     tables: tuple[str, ...]  # result tables it reads ("nb02_history" stands for every head's history)
     draw: Callable[[FigureContext], plt.Figure]
+    scope: str = "run"  # "run": drawn per backbone run (notebooks 01-03); "sweep": per sweep (notebook 04)
 
 
 def _split_mean_rank(ctx: FigureContext) -> plt.Figure:
@@ -108,6 +109,19 @@ def _separability(ctx: FigureContext) -> plt.Figure:
     return umap_plots.plot_separability(ctx.table("nb03_separability"), "knn_acc", ctx.disclaimer)
 
 
+def _sweep_heatmap(ctx: FigureContext) -> plt.Figure:
+    return sweep_plots.plot_sweep_heatmap(ctx.table("nb04_vanilla"), ctx.table("nb04_backbones"), ctx.disclaimer,
+                                          n_of=ctx.run.profile_object().paper_n)
+
+
+def _sweep_size(ctx: FigureContext) -> plt.Figure:
+    return sweep_plots.plot_sweep_size(ctx.table("nb04_vanilla"), ctx.table("nb04_backbones"), ctx.disclaimer)
+
+
+def _sweep_head_gain(ctx: FigureContext) -> plt.Figure:
+    return sweep_plots.plot_head_gain(ctx.table("nb04_heads"), ctx.table("nb04_backbones"), ctx.disclaimer)
+
+
 FIGURES: dict[str, FigureSpec] = {spec.stem: spec for spec in (
     FigureSpec("fig01_split_mean_rank", "01", ("nb01_vanilla_clip",), _split_mean_rank),
     FigureSpec("fig02_failures_hard", "01", ("nb01_failures_hard",), _failures_hard),
@@ -117,21 +131,28 @@ FIGURES: dict[str, FigureSpec] = {spec.stem: spec for spec in (
     FigureSpec("fig06_study_heads", "02", ("nb02_study_heads",), _study_heads),
     FigureSpec("fig07_umap_attributes", "03", ("nb03_separability", "nb03_umap"), _umap_attributes),
     FigureSpec("fig08_separability", "03", ("nb03_separability",), _separability),
+    FigureSpec("fig09_sweep_heatmap", "04", ("nb04_vanilla", "nb04_backbones"), _sweep_heatmap, "sweep"),
+    FigureSpec("fig10_sweep_size", "04", ("nb04_vanilla", "nb04_backbones"), _sweep_size, "sweep"),
+    FigureSpec("fig11_sweep_head_gain", "04", ("nb04_heads", "nb04_backbones"), _sweep_head_gain, "sweep"),
 )}
 
 
-def figure_tag(run: Run) -> str:
+def figure_tag(run: Run | Sweep) -> str:
     return f"{run.profile}_{run.name}"
 
 
-def draw_figure(stem: str, run: Run, *, benchmark: Benchmark | None = None,
+def draw_figure(stem: str, run: Run | Sweep, *, benchmark: Benchmark | None = None,
                 out_dir: str | os.PathLike | None = None, verbose: bool = True) -> plt.Figure:
-    """Draw figure ``stem`` of ``run`` from its cached result tables and save it as PDF and PNG.
+    """Draw figure ``stem`` of ``run`` (a :class:`~fgclip_utils.results.Sweep` for notebook 04's figures) from
+    its cached result tables and save it as PDF and PNG.
 
     ``benchmark`` is the test benchmark when the caller already has it (the failure gallery needs its crops).
     """
     if stem not in FIGURES:
         raise KeyError(f"unknown figure {stem!r}; expected one of {list(FIGURES)}")
+    scope = "sweep" if isinstance(run, Sweep) else "run"
+    if FIGURES[stem].scope != scope:
+        raise ValueError(f"figure {stem!r} is drawn per {FIGURES[stem].scope}, not per {scope}")
     apply_paper_style()
     fig = FIGURES[stem].draw(FigureContext(run, benchmark))
     save_figure(fig, stem, figure_tag(run), out_dir, verbose=verbose)
@@ -139,16 +160,19 @@ def draw_figure(stem: str, run: Run, *, benchmark: Benchmark | None = None,
 
 
 def redraw_all(profile: str, out_dir: str | os.PathLike | None = None) -> tuple[list[Path], list[str]]:
-    """Redraw every registered figure of every run of ``profile``; return the saved paths and why any was
-    skipped (a table not made yet, or damaged)."""
+    """Redraw every registered figure of every run and sweep of ``profile``; return the saved paths and why any
+    was skipped (a table not made yet, or damaged)."""
     saved, skipped = [], []
     apply_paper_style()
-    runs = runs_of(profile)
-    if not runs:
-        skipped.append(f"no results of profile {profile!r} yet: run notebooks 01-03 first")
-    for run in runs:
+    runs, sweeps = runs_of(profile), sweeps_of(profile)
+    if not runs and not sweeps:
+        skipped.append(f"no results of profile {profile!r} yet: run notebooks 01-04 first")
+    for run in [*runs, *sweeps]:
         ctx = FigureContext(run)
+        scope = "sweep" if isinstance(run, Sweep) else "run"
         for stem, spec in FIGURES.items():
+            if spec.scope != scope:
+                continue
             try:
                 fig = spec.draw(ctx)
             except (FileNotFoundError, ResultTableError) as exc:

@@ -1,0 +1,319 @@
+"""The study's command line, ``python -m fgclip_utils`` (or ``fgclip``), in the spirit of LAION's CLIP_benchmark:
+one command, many backbones, resumable, machine-readable results.
+
+    fgclip evaluate --profile smoke --model fgclip-tiny --output records/      # vanilla ranking, per split
+    fgclip evaluate --profile full --model-set openai --output records/ --skip-existing
+    fgclip evaluate --profile full --model ViT-B-16 ViT-L-14 --pretrained openai --splits hard color
+    fgclip train --profile full --model ViT-B-16 --pretrained openai --kind paper-linear --output records/
+    fgclip build records/                  # merge the JSON records into records/results.csv
+    fgclip figures --profile full          # redraw every paper figure from the cached result tables
+    fgclip models [--set laion] [--sizes]  # the named sets of backbones
+
+``evaluate`` writes one JSON record per (model, pretrained, split) into ``--output``, named as CLIP_benchmark
+names them (``<dataset>_<pretrained>_<model>_en_<task>.json``; dataset ``fgovd_<split>`` or, in ``smoke``,
+``synthetic_<split>``), then the merged ``results.csv``. ``train`` writes the head's records alike (task
+``fine_grained_ranking_<kind>``). With ``--skip-existing``, a record already there that was made with the same
+profile settings is kept and its evaluation not run again (a backbone with every record is not even loaded).
+
+Exit codes: 0 every evaluation asked for is done (or kept); 1 some failed (the others' records are written, the
+failures listed); 2 the arguments are wrong (unknown model, tag, set or split, with close matches; an unreadable
+models file), nothing run; 130 interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import difflib
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class UsageError(Exception):
+    """Arguments that cannot run: exit code 2, before any work."""
+
+
+def _profile(args):
+    from .extraction.clip_forward import PRECISIONS
+    from .profiles import get_profile
+
+    try:
+        P = get_profile(args.profile)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    extract = P.extract
+    if getattr(args, "batch_size", None) is not None:
+        if args.batch_size < 1:
+            raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
+        extract = replace(extract, batch_size=args.batch_size)
+    if getattr(args, "precision", None) is not None:
+        if args.precision not in PRECISIONS:
+            raise UsageError(f"--precision must be one of {PRECISIONS}, got {args.precision!r}")
+        extract = replace(extract, precision=args.precision)
+    return replace(P, extract=extract)
+
+
+def _splits(names):
+    from .data.fgovd import SPLITS
+
+    if not names:
+        return None
+    unknown = [n for n in names if n not in SPLITS]
+    if unknown:
+        close = {n: difflib.get_close_matches(n, list(SPLITS), n=3) for n in unknown}
+        raise UsageError(f"unknown split(s) {unknown}; expected some of {list(SPLITS)} (close matches: {close})")
+    return list(dict.fromkeys(names))
+
+
+def _backbones(args):
+    from .sweep.model_sets import check_backbones, resolve_backbones
+
+    try:
+        pairs = resolve_backbones(args.model, args.pretrained, args.models_file, args.model_set)
+        check_backbones(pairs)
+    except (ValueError, KeyError) as exc:
+        raise UsageError(exc.args[0] if exc.args else str(exc)) from exc
+    return pairs
+
+
+def _source(P) -> str:
+    return "synthetic" if P.synthetic else "fgovd"
+
+
+def _run_of(P, model: str, pretrained: str | None):
+    """The :class:`~fgclip_utils.results.Run` a backbone's records belong to, without loading the backbone."""
+    from .extraction.clip_models import weights_id_for
+    from .results import Run, run_settings
+
+    return Run(P.name, (model, pretrained), weights_id_for(model, pretrained), run_settings(P))
+
+
+def _kept(P, pairs, splits, out: Path, task: str) -> tuple[list, list]:
+    """Split ``pairs`` into those with work left and those whose every record is already in ``out``, made with
+    the same settings (``--skip-existing``)."""
+    from .data.fgovd import SPLITS
+    from .results import read_record, record_path, split_dataset
+
+    todo, done = [], []
+    for model, pretrained in pairs:
+        run = _run_of(P, model, pretrained)
+        complete = True
+        for split in splits or SPLITS:
+            path = record_path(run, split_dataset(_source(P), split), task, out)
+            try:
+                record = read_record(path)
+            except ValueError:
+                complete = False  # absent or unreadable: made again
+                break
+            if record["settings"] != run.settings or record["profile"] != P.name:
+                print(f"  {path.name}: made with other settings, evaluating again", file=sys.stderr)
+                complete = False
+                break
+        (done if complete else todo).append((model, pretrained))
+    return todo, done
+
+
+def _write_records(P, result, rows, out: Path, task: str) -> list[Path]:
+    from .results import record_split_table, run_for
+
+    run = run_for(P, result.bundle)
+    files = {name: split.path for name, split in result.bench.splits.items()}
+    return record_split_table(run, rows, files, _source(P), task=task, folder=out)
+
+
+def _report_failures(failures) -> int:
+    for f in failures:
+        print(f"FAILED {f.backbone}: {f.error}", file=sys.stderr)
+    return EXIT_FAILED if failures else EXIT_OK
+
+
+def _build(out: Path) -> None:
+    from .results import build_csv
+
+    if any(out.glob("*.json")):
+        print(f"merged records -> {build_csv(out)}")
+
+
+def cmd_evaluate(args) -> int:
+    from .results import FINE_GRAINED_TASK
+    from .sweep.backbone_sweep import sweep_vanilla
+
+    P = _profile(args)
+    splits = _splits(args.splits)
+    pairs = _backbones(args)
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    todo, kept = _kept(P, pairs, splits, out, FINE_GRAINED_TASK) if args.skip_existing else (pairs, [])
+    for model, tag in kept:
+        print(f"kept {model} ({tag or 'random-init'}): every record already in {out}")
+    written: list[Path] = []
+
+    def on_backbone(result):
+        paths = _write_records(P, result, result.vanilla, out, FINE_GRAINED_TASK)
+        written.extend(paths)
+        fg = result.vanilla.set_index("split")["mean_rank_at_n"]
+        print(f"{result.bundle.label}: mean rank at N per split "
+              + ", ".join(f"{s} {v:.3f}" for s, v in fg.items()) + f" -> {len(paths)} records")
+
+    failures = []
+    if todo:
+        tables = sweep_vanilla(P, todo, splits=splits, device=args.device, max_loaded=args.max_loaded,
+                               progress=not args.no_progress, on_backbone=on_backbone)
+        failures = tables.failures
+    if P.disclaimer:
+        print("NOTE:", P.disclaimer)
+    print(f"{len(written)} records written, {len(kept)} backbone(s) kept, {len(failures)} failed; profile {P.name}, "
+          f"metric: the paper's Mean Rank at N (1 is best) beside the study's accuracy")
+    _build(out)
+    return _report_failures(failures)
+
+
+def cmd_train(args) -> int:
+    from .results import FINE_GRAINED_TASK
+    from .sweep.backbone_sweep import sweep_heads
+
+    P = _profile(args)
+    splits = _splits(args.splits)
+    pairs = _backbones(args)
+    kind = args.kind
+    from .heads.architectures import HEAD_KINDS
+
+    if kind not in HEAD_KINDS:
+        raise UsageError(f"unknown head kind {kind!r}; expected one of {sorted(HEAD_KINDS)}")
+    if kind.startswith("paper-") and splits and len(splits) < 8:
+        print("note: the FG-OVD Mean Rank (the gain) needs all eight splits; per-split numbers only", file=sys.stderr)
+    task = f"{FINE_GRAINED_TASK}_{kind}"
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    todo, kept = _kept(P, pairs, splits, out, task) if args.skip_existing else (pairs, [])
+    for model, tag in kept:
+        print(f"kept {model} ({tag or 'random-init'}): every {kind} record already in {out}")
+    written: list[Path] = []
+
+    def on_backbone(result):
+        written.extend(_write_records(P, result, result.vanilla, out, FINE_GRAINED_TASK))
+        written.extend(_write_records(P, result, result.head, out, task))
+
+    failures, heads = [], None
+    if todo:
+        tables = sweep_heads(P, todo, kind, splits=splits, device=args.device, max_loaded=args.max_loaded,
+                             progress=not args.no_progress, on_backbone=on_backbone)
+        failures, heads = tables.failures, tables.heads
+    if heads is not None and len(heads):
+        print(heads[["backbone", "kind", "vanilla_fg", "head_fg", "gain", "gap_closed"]].to_string(index=False))
+        print("FG-OVD Mean Rank (mean of the eight splits' Mean Rank at N; 1 is best); gain = vanilla - head")
+    if P.disclaimer:
+        print("NOTE:", P.disclaimer)
+    print(f"{len(written)} records written, {len(kept)} backbone(s) kept, {len(failures)} failed")
+    _build(out)
+    return _report_failures(failures)
+
+
+def cmd_build(args) -> int:
+    from .results import build_csv
+
+    try:
+        print(build_csv(args.folder, args.output))
+    except (FileNotFoundError, ValueError) as exc:
+        raise UsageError(str(exc)) from exc
+    return EXIT_OK
+
+
+def cmd_figures(args) -> int:
+    from .plots.figures import redraw_all
+
+    P = _profile(args)
+    saved, skipped = redraw_all(P.name, args.out)
+    for path in saved:
+        print("saved", path)
+    for reason in skipped:
+        print("skipped", reason)
+    return EXIT_OK if saved else EXIT_FAILED
+
+
+def cmd_models(args) -> int:
+    from .sweep.model_sets import MODEL_SETS, model_set, panel_table
+
+    if args.set is None:
+        for s in MODEL_SETS.values():
+            print(f"{s.name:10s} {len(s.backbones):2d}  {s.description}")
+        return EXIT_OK
+    try:
+        chosen = model_set(args.set)
+    except KeyError as exc:
+        raise UsageError(exc.args[0]) from exc
+    print(panel_table(chosen.name, sizes=args.sizes).to_string(index=False))
+    return EXIT_OK
+
+
+def _backbone_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("backbones (any mix; repeats dropped)")
+    g.add_argument("--model", nargs="+", default=[], metavar="NAME", help="open_clip model names")
+    g.add_argument("--pretrained", nargs="+", default=[], metavar="TAG",
+                   help="pretrained tags or weights files: one for all models or one per model (default: random init)")
+    g.add_argument("--models-file", default=None, metavar="FILE", help="lines 'model,pretrained'")
+    g.add_argument("--model-set", default=None, metavar="SET", help="a named set (see 'models')")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", default=None, help="smoke or full (default: $FGCLIP_PROFILE, else smoke)")
+    p.add_argument("--splits", nargs="+", default=None, metavar="SPLIT", help="test splits (default: all eight)")
+    p.add_argument("--batch-size", type=int, default=None, help="extraction batch size (default: the profile's)")
+    p.add_argument("--precision", default=None, help="auto, fp32, bf16, fp16 or half (default: the profile's)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    p.add_argument("--output", default="fgclip_records", metavar="DIR", help="folder of the JSON records and CSV")
+    p.add_argument("--skip-existing", action="store_true", help="keep records already in DIR (same settings)")
+    p.add_argument("--max-loaded", type=int, default=4, help="backbones held in memory at once (default: 4)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="fgclip", description=__doc__.split("\n\n")[0],
+                                 epilog="exit codes: 0 done, 1 some evaluations failed, 2 bad arguments, "
+                                        "130 interrupted")
+    sub = ap.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("evaluate", help="vanilla fine-grained ranking per split, for one or many backbones")
+    _backbone_arguments(p)
+    _common(p)
+    p.set_defaults(func=cmd_evaluate)
+    p = sub.add_parser("train", help="train a head per backbone (paper's or study's recipe) and evaluate it")
+    _backbone_arguments(p)
+    _common(p)
+    p.add_argument("--kind", default="paper-linear",
+                   help="head kind: paper-* trains with the paper's two-stage recipe, others with the study's "
+                        "(default: paper-linear)")
+    p.set_defaults(func=cmd_train)
+    p = sub.add_parser("build", help="merge the JSON records of a folder into one CSV")
+    p.add_argument("folder")
+    p.add_argument("--output", default=None, help="CSV path (default: FOLDER/results.csv)")
+    p.set_defaults(func=cmd_build)
+    p = sub.add_parser("figures", help="redraw every paper figure of a profile from its cached result tables")
+    p.add_argument("--profile", default=None)
+    p.add_argument("--out", default=None, help="output folder (default: figures/ or $FGCLIP_FIGURES)")
+    p.set_defaults(func=cmd_figures)
+    p = sub.add_parser("models", help="list the named sets of backbones, or one set's backbones")
+    p.add_argument("--set", default=None)
+    p.add_argument("--sizes", action="store_true", help="with parameters and download sizes (slower)")
+    p.set_defaults(func=cmd_models)
+    return ap
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)  # argparse itself exits with 2 on malformed arguments
+    if getattr(args, "max_loaded", 1) < 1:
+        print("fgclip: error: --max-loaded must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return args.func(args)
+    except UsageError as exc:
+        print(f"fgclip {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted: records written so far are kept; run again with --skip-existing to go on",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Backbone sweeps: named panels of open_clip backbones, the sweep itself, and its command line records."""

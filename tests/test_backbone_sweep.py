@@ -1,0 +1,91 @@
+"""The backbone sweep: windows of loaded backbones, shared decodes, numbers equal to one backbone at a time, the
+heads table's arithmetic, the sweep's folder and its registered figures."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+import fgclip_utils as fg
+from fgclip_utils.results import Sweep
+from fgclip_utils.sweep.backbone_sweep import load_windows
+
+
+@pytest.fixture
+def smoke():
+    return fg.get_profile("smoke")
+
+
+def test_windows_hold_at_most_max_loaded_and_report_failures(tmp_path):
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"junk")
+    pairs = [("fgclip-tiny-w192", None), ("fgclip-tiny", None), ("fgclip-tiny-w128", str(broken)),
+             ("fgclip-tiny-w128", None)]
+    failures = []
+    windows = list(load_windows(pairs, device="cpu", max_loaded=2, failures=failures))
+    # 64-px configs first (the broken one among them is reported, not loaded), then the 96-px one
+    assert [[b.name for b in w.bundles] for w in windows] == [["fgclip-tiny"], ["fgclip-tiny-w128", "fgclip-tiny-w192"]]
+    assert [f.backbone for f in failures] == [f"fgclip-tiny-w128 ({broken})"] and failures[0].detail
+    windows = list(load_windows(pairs[::-1][:1] + pairs[:2], device="cpu", max_loaded=2, failures=[]))
+    assert [[b.name for b in w.bundles] for w in windows] == [["fgclip-tiny-w128", "fgclip-tiny"], ["fgclip-tiny-w192"]]
+    assert windows[0].groups == [[0, 1]]  # the two 64-px configs share a decode
+    with pytest.raises(ValueError, match="max_loaded"):
+        next(load_windows(pairs, max_loaded=0))
+    with pytest.raises(Exception):  # noqa: B017 - whatever torch raises for a junk file, it is not swallowed
+        list(load_windows(pairs[2:3], device="cpu"))  # without a failures list, the error propagates
+
+
+def test_sweep_vanilla_numbers_equal_one_backbone_at_a_time(cache_dir, smoke):
+    pairs = fg.model_set("tiny").pairs()
+    tables = fg.sweep_vanilla(smoke, pairs, splits=["hard", "color"], device="cpu", max_loaded=3, progress=False)
+    assert not tables.failures and len(tables.vanilla) == 6
+    info = tables.backbones.set_index("model")
+    assert list(info["decode_group"]) == [0, 0, 1] and list(info["embed_dim"]) == [64, 128, 192]
+    assert (info["image_params_m"].diff().dropna() > 0).all()  # widths 64 < 128 < 192
+    bench = fg.load_benchmark(smoke, "test", ["hard", "color"])
+    for model, pretrained in pairs:
+        bundle = fg.load_clip(model, pretrained, device="cpu")
+        emb = fg.profile_embeddings(smoke, bundle, bench, progress=False)  # the sweep filled this cache
+        assert all(e.meta["from_cache"] for e in emb.values())
+        alone = fg.evaluate_splits(emb, n_negatives=smoke.paper_n).set_index("split")["mean_rank_at_n"]
+        swept = tables.vanilla[tables.vanilla["model"] == model].set_index("split")["mean_rank_at_n"]
+        pd.testing.assert_series_equal(swept, alone)
+
+
+def test_head_gain_row_arithmetic():
+    splits = list(fg.SPLITS)
+    vanilla = pd.DataFrame({"split": splits, "mean_rank_at_n": [3.0] * 8})
+    head = pd.DataFrame({"split": splits, "mean_rank_at_n": [1.5] * 4 + [2.5] * 4})
+    row = fg.head_gain_row("b", "paper-linear", vanilla, head)
+    assert row["vanilla_fg"] == 3.0 and row["head_fg"] == 2.0 and row["gain"] == 1.0
+    assert row["gap_closed"] == pytest.approx(0.5) and row["vanilla_mean_rank_sum"] == 24.0
+    assert row["head_mr_hard"] == 1.5 and row["vanilla_mr_pattern"] == 3.0
+    partial = fg.head_gain_row("b", "k", vanilla.iloc[:2], head.iloc[:2])
+    assert partial["vanilla_fg"] != partial["vanilla_fg"]  # NaN: the FG-OVD Mean Rank needs all eight
+
+
+def test_sweep_folder_names_and_registered_figures(cache_dir, smoke, tmp_path):
+    tiny = fg.sweep_for(smoke, "tiny", fg.model_set("tiny").pairs())
+    assert tiny.name == "sweep-tiny" and tiny.folder == cache_dir / "results" / "smoke" / "sweep-tiny"
+    custom = fg.sweep_for(smoke, "custom", [("fgclip-tiny", None)])
+    assert custom.name.startswith("sweep-custom-s") and custom.settings_key
+    assert {s.name for s in fg.sweeps_of("smoke")} == {tiny.name, custom.name}
+    assert Sweep.from_folder(tiny.folder) == tiny
+
+    tables = fg.sweep_vanilla(smoke, tiny.backbones, device="cpu", progress=False)
+    fg.save_table(tables.backbones, "nb04_backbones", tiny)
+    fg.save_table(tables.vanilla, "nb04_vanilla", tiny)
+    better = tables.vanilla.assign(mean_rank_at_n=1 + (tables.vanilla["mean_rank_at_n"] - 1) / 2)
+    heads = pd.DataFrame([fg.head_gain_row(b, "paper-linear", part, better[better["backbone"] == b])
+                          for b, part in tables.vanilla.groupby("backbone")])
+    fg.save_table(heads, "nb04_heads", tiny)
+    assert list(heads["gap_closed"]) == pytest.approx([0.5] * 3)
+
+    saved, skipped = fg.plots.figures.redraw_all("smoke", tmp_path / "figs")
+    names = sorted(p.name for p in saved)
+    stems = ("fig09_sweep_heatmap", "fig10_sweep_size", "fig11_sweep_head_gain")
+    assert names == sorted(f"{stem}_smoke_sweep-tiny.{ext}" for stem in stems for ext in ("pdf", "png"))
+    assert any("sweep-custom" in reason and "nb04_vanilla" in reason for reason in skipped)
+    with pytest.raises(ValueError, match="drawn per run, not per sweep"):
+        fg.draw_figure("fig01_split_mean_rank", tiny)
+    with pytest.raises(ValueError, match="drawn per sweep, not per run"):
+        fg.draw_figure("fig09_sweep_heatmap", fg.Run("smoke", ("fgclip-tiny", None), "random:0", {}))
