@@ -17,6 +17,7 @@ import json
 import zipfile
 from pathlib import Path
 
+import pandas as pd
 import papermill as pm
 import pytest
 import torch
@@ -185,3 +186,26 @@ def test_the_full_profile_end_to_end_against_a_local_copy_of_its_sources(upstrea
     for name, kind in FGCLIP_CHECKPOINTS.items():
         assert load_fgclip_checkpoint(download_fgclip_checkpoint(name)).kind == kind
     assert warmup_images > 0
+
+    # notebook 04 sweeps two backbones in `full`: fgclip-tiny's embeddings and head come from notebooks 01-02
+    # (same cache keys), the second backbone's are made here, from the files already downloaded
+    _run("04_backbone_sweep.ipynb", tmp_path, backbones=[TINY, ["fgclip-tiny-w128", None]])
+    (sweep,) = results.sweeps_of("full")
+    heads = results.load_table("nb04_heads", sweep)
+    assert list(heads["backbone"]) == ["fgclip-tiny (random-init)", "fgclip-tiny-w128 (random-init)"]
+    assert heads[["vanilla_fg", "head_fg", "gain"]].notna().all().all()
+    ours_vanilla = table[(table["origin"] == "this run") & (table["stage"] == "vanilla")]["fg"].iloc[0]
+    assert heads["vanilla_fg"].iloc[0] == pytest.approx(ours_vanilla)  # the FG-OVD Mean Rank notebook 02 reported
+    ours_linear = ours[(ours["kind"] == "paper-linear") & (ours["stage"] == "fg-ovd")]["fg"].iloc[0]
+    assert heads["head_fg"].iloc[0] == pytest.approx(ours_linear)  # notebook 02's head, found by its key
+    assert len(list((tmp_path / "figures").glob(f"*_full_{sweep.name}.png"))) == 3
+
+    # the command line on the same sources: its records are notebook 01's numbers
+    from fgclip_utils import cli
+
+    out = tmp_path / "cli-records"
+    assert cli.main(["evaluate", "--profile", "full", "--model", "fgclip-tiny", "--output", str(out),
+                     "--no-progress"]) == cli.EXIT_OK
+    merged = {r["split"]: r["mean_rank_at_n"] for r in pd.read_csv(out / "results.csv").to_dict("records")}
+    assert merged == pytest.approx({r["split"]: r["metrics"]["mean_rank_at_n"] for r in records})
+    assert {k: upstream.hits(k) for k in served} == dict.fromkeys(served, 1)  # still nothing downloaded twice
