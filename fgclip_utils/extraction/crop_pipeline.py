@@ -160,8 +160,8 @@ def default_workers(device: str | torch.device | None = None) -> int:
 
     On a CPU the main process mostly waits for the workers' chunks (decoding and resizing real photographs cost
     more than a small model's forward pass), so leaving it a core idles that core: over 356 JPEG photographs
-    (1424 crops, ``fgclip-tiny``, 2 cores) one worker made the pipeline 1.97x the naive loop, two 3.74x
-    (``benchmarks/bench_extract.py --images``)."""
+    (1424 crops, ``fgclip-tiny``, 2 cores) one worker made the pipeline 2.3-2.8x the naive loop, two 3.3-5.3x
+    (median 4.1x; ``benchmarks/bench_extract.py --images``, README "Performance")."""
     cores = os.cpu_count() or 2
     on_gpu = device is not None and torch.device(device).type == "cuda"
     return max(1, min(8, cores - 1 if on_gpu else cores))
