@@ -135,18 +135,28 @@ def _build(out: Path) -> None:
         print(f"merged records -> {build_csv(out)}")
 
 
-def cmd_evaluate(args) -> int:
+def _prepare(args, task: str | None = None):
+    """What ``evaluate`` and ``train`` share: the profile, splits and backbones (usage errors first), the output
+    folder, and the backbones left to do after ``--skip-existing``."""
     from .results import FINE_GRAINED_TASK
-    from .sweep.backbone_sweep import sweep_vanilla
 
     P = _profile(args)
     splits = _splits(args.splits)
     pairs = _backbones(args)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
-    todo, kept = _kept(P, pairs, splits, out, FINE_GRAINED_TASK) if args.skip_existing else (pairs, [])
+    task = task or FINE_GRAINED_TASK
+    todo, kept = _kept(P, pairs, splits, out, task) if args.skip_existing else (pairs, [])
     for model, tag in kept:
-        print(f"kept {model} ({tag or 'random-init'}): every record already in {out}")
+        print(f"kept {model} ({tag or 'random-init'}): every {task} record already in {out}")
+    return P, splits, out, todo, kept
+
+
+def cmd_evaluate(args) -> int:
+    from .results import FINE_GRAINED_TASK
+    from .sweep.backbone_sweep import sweep_vanilla
+
+    P, splits, out, todo, kept = _prepare(args)
     written: list[Path] = []
 
     def on_backbone(result):
@@ -170,25 +180,17 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_train(args) -> int:
+    from .heads.architectures import HEAD_KINDS
     from .results import FINE_GRAINED_TASK
     from .sweep.backbone_sweep import sweep_heads
 
-    P = _profile(args)
-    splits = _splits(args.splits)
-    pairs = _backbones(args)
     kind = args.kind
-    from .heads.architectures import HEAD_KINDS
-
     if kind not in HEAD_KINDS:
         raise UsageError(f"unknown head kind {kind!r}; expected one of {sorted(HEAD_KINDS)}")
-    if kind.startswith("paper-") and splits and len(splits) < 8:
-        print("note: the FG-OVD Mean Rank (the gain) needs all eight splits; per-split numbers only", file=sys.stderr)
     task = f"{FINE_GRAINED_TASK}_{kind}"
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
-    todo, kept = _kept(P, pairs, splits, out, task) if args.skip_existing else (pairs, [])
-    for model, tag in kept:
-        print(f"kept {model} ({tag or 'random-init'}): every {kind} record already in {out}")
+    P, splits, out, todo, kept = _prepare(args, task)
+    if splits and len(splits) < 8:
+        print("note: the FG-OVD Mean Rank (the gain) needs all eight splits; per-split numbers only", file=sys.stderr)
     written: list[Path] = []
 
     def on_backbone(result):

@@ -148,24 +148,7 @@ def sweep_vanilla(profile: Profile, backbones: Sequence[Pair], *, splits=None, d
     for every backbone: the paper's Mean Rank at N and the study's columns, one row per backbone and split.
     ``on_backbone(result)`` is called with each :class:`BackboneResult` as it is ready (the command line writes
     its records there). ``keep_going``: a backbone that fails to load is reported in ``failures`` and skipped."""
-    bench = load_benchmark(profile, "test", splits)
-    failures: list[Failure] = []
-    info, tables = [], []
-    group_ids: dict[str, int] = {}
-    windows = load_windows(backbones, device=device, max_loaded=max_loaded, failures=failures if keep_going else None)
-    for window in tqdm(windows, desc="backbone windows", disable=not progress, unit="window",
-                       total=-(-len(backbones) // max_loaded)):
-        for group in window.groups:
-            members = [window.bundles[i] for i in group]
-            embs = profile_embeddings_many(profile, members, bench, splits, progress=progress)
-            for bundle, emb in zip(members, embs, strict=True):
-                rows = _vanilla_rows(profile, bundle, emb)
-                info.append(backbone_info(bundle, group_ids.setdefault(bundle.pixels.key, len(group_ids))))
-                tables.append(rows)
-                if on_backbone is not None:
-                    on_backbone(BackboneResult(bundle, rows, bench))
-    return SweepTables(pd.DataFrame(info), pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(),
-                       failures=failures)
+    return _sweep(profile, backbones, None, splits, device, max_loaded, progress, keep_going, on_backbone)
 
 
 def _head_rows(profile: Profile, bundle: ClipBundle, emb: dict, head, kind: str) -> pd.DataFrame:
@@ -228,6 +211,13 @@ def sweep_heads(profile: Profile, backbones: Sequence[Pair], kind: str = "paper-
     vanilla CLIP and of the head, ``gain`` (vanilla minus head: positive is better) and ``gap_closed`` (the
     gain as a share of the way from vanilla to a perfect mean rank of 1), and the per-split mean ranks.
     ``on_backbone(result)`` is called with each :class:`BackboneResult` as it is done."""
+    return _sweep(profile, backbones, kind, splits, device, max_loaded, progress, keep_going, on_backbone)
+
+
+def _sweep(profile: Profile, backbones: Sequence[Pair], kind: str | None, splits, device, max_loaded: int,
+           progress: bool, keep_going: bool, on_backbone) -> SweepTables:
+    """The loop of both sweeps: a window of backbones at a time, one extraction per shared-decode group, then
+    each backbone's vanilla rows and, with ``kind``, its head."""
     bench = load_benchmark(profile, "test", splits)
     failures: list[Failure] = []
     info, tables, heads = [], [], []
@@ -238,15 +228,18 @@ def sweep_heads(profile: Profile, backbones: Sequence[Pair], kind: str = "paper-
         for group in window.groups:
             members = [window.bundles[i] for i in group]
             embs = profile_embeddings_many(profile, members, bench, splits, progress=progress)
-            prefetch_head_data(profile, members, kind, progress=progress)
+            if kind is not None:
+                prefetch_head_data(profile, members, kind, progress=progress)
             for bundle, emb in zip(members, embs, strict=True):
                 vanilla = _vanilla_rows(profile, bundle, emb)
-                head = train_backbone_head(profile, bundle, kind, device=device, progress=progress)
-                head_rows = _head_rows(profile, bundle, emb, head, kind)
-                heads.append(head_gain_row(bundle.label, kind, vanilla, head_rows))
+                head_rows = None
+                if kind is not None:
+                    head = train_backbone_head(profile, bundle, kind, device=device, progress=progress)
+                    head_rows = _head_rows(profile, bundle, emb, head, kind)
+                    heads.append(head_gain_row(bundle.label, kind, vanilla, head_rows))
                 info.append(backbone_info(bundle, group_ids.setdefault(bundle.pixels.key, len(group_ids))))
                 tables.append(vanilla)
                 if on_backbone is not None:
                     on_backbone(BackboneResult(bundle, vanilla, bench, head_rows))
     frame = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
-    return SweepTables(pd.DataFrame(info), frame, pd.DataFrame(heads), failures)
+    return SweepTables(pd.DataFrame(info), frame, pd.DataFrame(heads) if kind is not None else None, failures)
