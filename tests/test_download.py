@@ -162,9 +162,15 @@ def test_local_os_errors_that_retrying_cannot_mend_fail_at_once(server, tmp_path
     assert server.hits["/f.bin"] == 2  # nothing was even requested
 
 
-def test_ctrl_c_cancels_queued_downloads_at_once(server, tmp_path):
+def test_ctrl_c_cancels_queued_downloads_at_once(server, tmp_path, request):
     import _thread
+    import signal
     import threading
+
+    # Python's own Ctrl-C handler, whatever this process inherited: a job started in the background by a
+    # non-interactive shell ignores SIGINT, and interrupt_main() then does nothing
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    request.addfinalizer(lambda: signal.signal(signal.SIGINT, inherited))
 
     items = [(server.add(f"slow{i}.bin", b"z" * 100, delay=0.5), tmp_path / f"slow{i}.bin") for i in range(40)]
     threading.Timer(0.7, _thread.interrupt_main).start()
