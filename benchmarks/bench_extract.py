@@ -24,7 +24,8 @@ import time
 from pathlib import Path
 
 import torch
-from throughput import forward_flops, matmul_tflops, nominal_peak_tflops  # beside this script
+from photo_folder import IMAGE_SUFFIXES, quadrant_crops  # beside this script
+from throughput import forward_flops, matmul_tflops, nominal_peak_tflops
 
 from fgclip_utils.data.coco_images import image_path
 from fgclip_utils.data.fgovd import SPLITS, load_split
@@ -40,8 +41,6 @@ from fgclip_utils.extraction.crop_pipeline import (
 )
 from fgclip_utils.extraction.embedding_cache import embed_splits
 from fgclip_utils.extraction.reference_loop import naive_crop_embedding, naive_embed_split
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -100,17 +99,10 @@ def synthetic_run(bundle, args, work: Path, stats: PipelineStats) -> dict:
 
 
 def folder_run(bundle, args, work: Path, stats: PipelineStats) -> dict:
-    from PIL import Image
-
-    files = sorted(p for p in args.images.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
+    crops = quadrant_crops(args.images)
+    if not crops:
         raise SystemExit(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {args.images}")
-    crops = []
-    for path in files:
-        with Image.open(path) as im:
-            w, h = im.size
-        crops += [(path, (x, y, w / 2, h / 2)) for y in (0, h / 2) for x in (0, w / 2)]
-    print(f"workload: {len(files)} images of {args.images}, {len(crops)} quadrant crops, no captions")
+    print(f"workload: {len(crops) // 4} images of {args.images}, {len(crops)} quadrant crops, no captions")
 
     start = time.perf_counter()
     ref = [naive_crop_embedding(bundle, path, box) for path, box in crops]

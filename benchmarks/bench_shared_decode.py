@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import torch
-from photo_folder import make_photo_folder  # beside this script
+from photo_folder import make_photo_folder, quadrant_crops  # beside this script
 
 from fgclip_utils.extraction.clip_models import default_device, load_clip
 from fgclip_utils.extraction.crop_pipeline import (
@@ -26,19 +26,6 @@ from fgclip_utils.extraction.crop_pipeline import (
     plan_crops,
     shared_decode_groups,
 )
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
-
-
-def quadrant_crops(folder: Path) -> list:
-    from PIL import Image
-
-    crops = []
-    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
-        with Image.open(path) as im:
-            w, h = im.size
-        crops += [(path, (x, y, w / 2, h / 2)) for y in (0, h / 2) for x in (0, w / 2)]
-    return crops
 
 
 def main(argv=None) -> dict:

@@ -15,6 +15,7 @@ import random
 from pathlib import Path
 
 COCO_SIZES = ((640, 480), (640, 427), (480, 640), (427, 640))
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
 
 def source_photographs() -> list[Path]:
@@ -52,6 +53,19 @@ def make_photo_folder(out: str | Path, n: int = 356, seed: int = 0) -> list[Path
         part.resize(rng.choice(COCO_SIZES), Image.BICUBIC).save(path, quality=90)
         written.append(path)
     return written
+
+
+def quadrant_crops(folder: str | Path) -> list[tuple[Path, tuple[float, float, float, float]]]:
+    """The four quadrant boxes (x, y, w, h) of every image under ``folder`` (recursively, sorted): the
+    extraction benchmarks' workload on a folder of images."""
+    from PIL import Image
+
+    crops = []
+    for path in sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
+        with Image.open(path) as im:
+            w, h = im.size
+        crops += [(path, (x, y, w / 2, h / 2)) for y in (0, h / 2) for x in (0, w / 2)]
+    return crops
 
 
 if __name__ == "__main__":

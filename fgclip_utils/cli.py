@@ -223,15 +223,9 @@ def cmd_build(args) -> int:
 
 
 def cmd_figures(args) -> int:
-    from .plots.figures import redraw_all
+    from .plots.redraw import redraw_and_report
 
-    P = _profile(args)
-    saved, skipped = redraw_all(P.name, args.out)
-    for path in saved:
-        print("saved", path)
-    for reason in skipped:
-        print("skipped", reason)
-    return EXIT_OK if saved else EXIT_FAILED
+    return EXIT_OK if redraw_and_report(_profile(args).name, args.out) == 0 else EXIT_FAILED
 
 
 def cmd_models(args) -> int:

@@ -46,7 +46,8 @@ RESULT_TABLES: dict[str, tuple[str, tuple[str, ...]]] = {
                           ("stage", "modality", "attribute", "knn_acc", "probe_acc", "majority", "silhouette")),
     "nb03_umap": ("2-D UMAP coordinates with attribute labels (notebook 03)", ("stage", "modality", "x", "y")),
     "nb04_backbones": ("the sweep's backbones: size, embedding width, resolution, shared-decode group (notebook 04)",
-                       ("backbone", "model", "pretrained", "params_m", "image_params_m", "embed_dim", "image_size")),
+                       ("backbone", "model", "pretrained", "family", "params_m", "image_params_m", "embed_dim",
+                        "image_size")),
     "nb04_vanilla": ("vanilla CLIP per backbone and split: the paper's mean rank at N (notebook 04)",
                      ("backbone", "split", "paper_n", "mean_rank_at_n", "n_kept", "accuracy", "n")),
     "nb04_heads": ("a head trained per backbone against vanilla CLIP: FG-OVD mean rank and the gain (notebook 04)",
@@ -182,11 +183,15 @@ def sweep_for(profile: Profile, panel: str, backbones) -> Sweep:
     return sweep
 
 
+def _folders_holding(profile: str, meta: str) -> list[Path]:
+    """The folders of ``profile``'s results that hold a ``meta`` file (``run.json``, ``sweep.json``), sorted."""
+    root = cache_folder("results") / profile
+    return sorted(p for p in root.iterdir() if (p / meta).is_file()) if root.is_dir() else []
+
+
 def sweeps_of(profile: str) -> list[Sweep]:
     """The sweeps of ``profile`` that have results in the cache."""
-    root = cache_folder("results") / profile
-    folders = sorted(p for p in root.iterdir() if (p / "sweep.json").is_file()) if root.is_dir() else []
-    return [Sweep.from_folder(p) for p in folders]
+    return [Sweep.from_folder(p) for p in _folders_holding(profile, "sweep.json")]
 
 
 def run_for(profile: Profile, bundle) -> Run:
@@ -198,9 +203,7 @@ def run_for(profile: Profile, bundle) -> Run:
 
 def runs_of(profile: str) -> list[Run]:
     """The runs of ``profile`` that have results in the cache."""
-    root = cache_folder("results") / profile
-    folders = sorted(p for p in root.iterdir() if (p / "run.json").is_file()) if root.is_dir() else []
-    return [Run.from_folder(p) for p in folders]
+    return [Run.from_folder(p) for p in _folders_holding(profile, "run.json")]
 
 
 def history_table(kind: str, stage: str) -> str:
@@ -228,14 +231,18 @@ def _manifest(path: Path) -> Path:
     return path.with_name(path.name + ".json")
 
 
+def _csv_bytes(table: pd.DataFrame) -> bytes:
+    buf = io.StringIO()
+    table.to_csv(buf, index=False)
+    return buf.getvalue().encode()
+
+
 def save_table(table: pd.DataFrame, name: str, run: Run | Sweep | str | os.PathLike) -> Path:
     """Write ``table`` (it must have the columns its name requires) and its manifest, both atomically."""
     missing = [c for c in _schema(name) if c not in table.columns]
     if missing:
         raise ResultTableError(f"table {name!r} lacks the columns {missing}")
-    buf = io.StringIO()
-    table.to_csv(buf, index=False)
-    data = buf.getvalue().encode()
+    data = _csv_bytes(table)
     path = atomic_write_bytes(table_path(name, run), data)
     atomic_write_json(_manifest(path), {"columns": list(table.columns), "rows": len(table),
                                         "sha256": hashlib.sha256(data).hexdigest()})
@@ -396,9 +403,7 @@ def build_csv(folder: str | os.PathLike, out: str | os.PathLike | None = None) -
     if not paths:
         raise FileNotFoundError(f"{folder}: holds no JSON records")
     table = records_table([read_record(p) for p in paths])
-    buf = io.StringIO()
-    table.to_csv(buf, index=False)
-    return atomic_write_bytes(Path(out) if out else folder / "results.csv", buf.getvalue().encode())
+    return atomic_write_bytes(Path(out) if out else folder / "results.csv", _csv_bytes(table))
 
 
 def record_method_rows(run: Run, table: pd.DataFrame, dataset: str, task: str) -> list[Path]:

@@ -49,6 +49,14 @@ def _mutate(fn):
     return data
 
 
+def _assert_refused(tmp_path, mutation, message):
+    """The split file ``mutation`` makes is refused with ``message``, naming the file."""
+    path = _write(tmp_path, _mutate(mutation))
+    with pytest.raises(ValueError, match=message) as err:
+        load_split(path)
+    assert str(path) in str(err.value)
+
+
 @pytest.mark.parametrize("mutation, message", [
     (lambda d: d.pop("annotations"), "top level: missing field 'annotations'"),
     (lambda d: d["annotations"][0].pop("bbox"), r"annotations\[0\] \(id=10\): missing field 'bbox'"),
@@ -64,10 +72,7 @@ def _mutate(fn):
     (lambda d: d["categories"][0].update(name=""), "non-empty caption"),
 ])
 def test_malformed_input_names_file_and_field(tmp_path, mutation, message):
-    path = _write(tmp_path, _mutate(mutation))
-    with pytest.raises(ValueError, match=message) as err:
-        load_split(path)
-    assert str(path) in str(err.value)
+    _assert_refused(tmp_path, mutation, message)
 
 
 def test_invalid_json_names_the_file(tmp_path):
@@ -152,10 +157,7 @@ def test_download_split_verifies_by_hash_caches_and_rejects_malformed_files(upst
     (lambda d: d["annotations"][0].update(neg_category_ids=[[2]]), "'neg_category_ids' has \\[2\\]"),
 ])
 def test_ids_names_and_numbers_are_checked(tmp_path, mutation, message):
-    path = _write(tmp_path, _mutate(mutation))
-    with pytest.raises(ValueError, match=message) as err:
-        load_split(path)
-    assert str(path) in str(err.value)
+    _assert_refused(tmp_path, mutation, message)
 
 
 def test_unreadable_files_are_named(tmp_path):

@@ -365,12 +365,11 @@ def embed_splits_many(bundles: Sequence[ClipBundle], splits: Sequence[Split] | M
         for b in g:
             if todo[b]:
                 groups.setdefault((g[0], tuple(lay.split.name for lay in todo[b])), []).append(b)
+    def crop_of(layout: _Layout, ann) -> tuple:
+        return image_path(image_root, layout.split.images[ann.image_id]), ann.bbox
+
     for members in groups.values():
         layouts = todo[members[0]]
-
-        def crop_of(layout: _Layout, ann) -> tuple:
-            return image_path(image_root, layout.split.images[ann.image_id]), ann.bbox
-
         sizes = {str(image_path(image_root, rec)): declared_size(rec)
                  for lay in layouts for rec in lay.split.images.values()}
         plan = plan_crops([crop_of(lay, a) for lay in layouts for a in lay.annotations], scale_factor, sizes)
@@ -492,14 +491,13 @@ def embed_caption_set_many(bundles: Sequence[ClipBundle], cs: CaptionSet, image_
     entries = [folder / f"{b.name}-{cs.name}-{k[:20]}.pt" for b, k in zip(bundles, keys, strict=True)]
     results = [_cached_caption_set(e, k, cs) for e, k in zip(entries, keys, strict=True)]
     paths = [image_path(image_root, rec) for rec in cs.images]
-    rows = None
-    for group in shared_decode_groups(bundles):
-        members = [b for b in group if results[b] is None]
-        if not members:
-            continue
+    missing = [[b for b in group if results[b] is None] for group in shared_decode_groups(bundles)]
+    missing = [members for members in missing if members]
+    if missing:  # one plan serves every group: the same images, whole
         plan = plan_crops([(p, None) for p in paths], sizes={str(p): declared_size(rec) for p, rec in
                                                              zip(paths, cs.images, strict=True)})
-        rows = torch.tensor([plan.row(p, None) for p in paths], dtype=torch.long) if rows is None else rows
+        rows = torch.tensor([plan.row(p, None) for p in paths], dtype=torch.long)
+    for members in missing:
         who = f" ({len(members)} backbones)" if len(members) > 1 else ""
         images = crop_embeddings_many([bundles[b] for b in members], plan, cache_dir=cache_dir, batch_size=batch_size,
                                       workers=workers, precision=precision, progress=progress, desc=f"{cs.name}{who}")

@@ -24,7 +24,12 @@ def main(argv=None) -> int:
     ap.add_argument("--profile", default=None, help="smoke or full (default: $FGCLIP_PROFILE, else smoke)")
     ap.add_argument("--out", default=None, help="output folder (default: figures/ or $FGCLIP_FIGURES)")
     args = ap.parse_args(argv)
-    saved, skipped = redraw(get_profile(args.profile).name, args.out)
+    return redraw_and_report(get_profile(args.profile).name, args.out)
+
+
+def redraw_and_report(profile: str, out_dir: str | Path | None = None) -> int:
+    """Redraw all figures of ``profile``, print what was saved and skipped; 0 if anything was drawn, else 1."""
+    saved, skipped = redraw(profile, out_dir)
     for path in saved:
         print("saved", path)
     for reason in skipped:

@@ -57,11 +57,9 @@ def plot_sweep_size(vanilla: pd.DataFrame, backbones: pd.DataFrame, disclaimer: 
     summary = sweep_summary(vanilla, backbones)
     complete = summary["splits"].eq(8).all()
     y = "fg" if complete else "mean_over_splits"
-    families = list(dict.fromkeys(summary.get("family", summary["pretrained"])))
-    key = "family" if "family" in summary else "pretrained"
     fig, ax = plt.subplots(figsize=(FULL_WIDTH * 0.7, 3.3))
-    for i, fam in enumerate(families):
-        part = summary[summary[key] == fam]
+    for i, fam in enumerate(dict.fromkeys(summary["family"])):
+        part = summary[summary["family"] == fam]
         ax.scatter(part["image_params_m"], part[y], s=42, color=PALETTE[i % len(PALETTE)], label=fam, zorder=3,
                    edgecolor="black", linewidth=0.4)
     for _, r in summary.iterrows():

@@ -31,13 +31,9 @@ from ..extraction.embedding_cache import profile_caption_embeddings_many, profil
 from ..heads.paper_recipe import needs_warmup, paper_head
 from ..heads.study_recipe import load_or_train_head
 from ..profiles import Profile
-from .model_sets import family_of
+from .model_sets import Backbone, family_of
 
 Pair = tuple[str, str | None]
-
-
-def backbone_label(model: str, pretrained: str | None) -> str:
-    return f"{model} ({pretrained or 'random-init'})"
 
 
 def _order_key(pair: Pair) -> tuple:
@@ -78,7 +74,6 @@ class Failure:
 class Window:
     """Backbones loaded together, with their shared-decode groups."""
 
-    pairs: list[Pair]
     bundles: list[ClipBundle]
     groups: list[list[int]] = field(default_factory=list)
 
@@ -92,18 +87,17 @@ def load_windows(backbones: Sequence[Pair], *, device: str | torch.device | None
         raise ValueError(f"max_loaded must be at least 1, got {max_loaded}")
     ordered = sorted(dict.fromkeys(tuple(b) for b in backbones), key=_order_key)
     for start in range(0, len(ordered), max_loaded):
-        pairs, bundles = [], []
+        bundles = []
         for model, tag in ordered[start:start + max_loaded]:
             try:
                 bundles.append(load_clip(model, tag, device=device))
-                pairs.append((model, tag))
             except Exception as exc:  # reported in failures: the sweep goes on with the others
                 if failures is None:
                     raise
-                failures.append(Failure(backbone_label(model, tag), f"{type(exc).__name__}: {exc}",
+                failures.append(Failure(Backbone(model, tag).label, f"{type(exc).__name__}: {exc}",
                                         traceback.format_exc()))
         if bundles:
-            yield Window(pairs, bundles, shared_decode_groups(bundles))
+            yield Window(bundles, shared_decode_groups(bundles))
         del bundles
         gc.collect()
         if torch.cuda.is_available():
@@ -132,13 +126,18 @@ class SweepTables:
     failures: list[Failure] = field(default_factory=list)
 
 
+def _identified(rows: pd.DataFrame, bundle: ClipBundle) -> pd.DataFrame:
+    """Per-split rows with the backbone they belong to as their first columns."""
+    for i, (column, value) in enumerate((("backbone", bundle.label), ("model", bundle.name),
+                                         ("pretrained", bundle.pretrained or "random-init"),
+                                         ("weights_id", bundle.weights_id))):
+        rows.insert(i, column, value)
+    return rows
+
+
 def _vanilla_rows(profile: Profile, bundle: ClipBundle, emb: dict) -> pd.DataFrame:
-    table = evaluate_splits(emb, method="CLIP (cosine)", n_negatives=profile.paper_n, device=bundle.device)
-    table.insert(0, "backbone", bundle.label)
-    table.insert(1, "model", bundle.name)
-    table.insert(2, "pretrained", bundle.pretrained or "random-init")
-    table.insert(3, "weights_id", bundle.weights_id)
-    return table
+    return _identified(evaluate_splits(emb, method="CLIP (cosine)", n_negatives=profile.paper_n,
+                                       device=bundle.device), bundle)
 
 
 def sweep_vanilla(profile: Profile, backbones: Sequence[Pair], *, splits=None, device=None, max_loaded: int = 4,
@@ -155,11 +154,7 @@ def _head_rows(profile: Profile, bundle: ClipBundle, emb: dict, head, kind: str)
     head = head.to(bundle.device).eval()
     with torch.no_grad():
         rows = evaluate_splits(emb, head.score, method=kind, n_negatives=profile.paper_n, device=bundle.device)
-    rows.insert(0, "backbone", bundle.label)
-    rows.insert(1, "model", bundle.name)
-    rows.insert(2, "pretrained", bundle.pretrained or "random-init")
-    rows.insert(3, "weights_id", bundle.weights_id)
-    return rows
+    return _identified(rows, bundle)
 
 
 def head_gain_row(backbone: str, kind: str, vanilla: pd.DataFrame, head: pd.DataFrame) -> dict:

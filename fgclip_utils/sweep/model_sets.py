@@ -8,6 +8,7 @@ on first use (:func:`panel_table` gives their sizes).
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -165,8 +166,10 @@ def check_backbones(pairs) -> None:
         check_backbone(model, tag)
 
 
+@functools.cache
 def parameter_counts(model: str) -> tuple[int, int]:
-    """(all, image tower) parameters of open_clip's ``model``, built on the meta device (no memory, no weights)."""
+    """(all, image tower) parameters of open_clip's ``model``, built on the meta device (no memory, no weights);
+    once per model name, however many of its weights a panel lists."""
     import open_clip
 
     net = open_clip.create_model(model, device="meta")
