@@ -16,4 +16,4 @@ notebooks:
 
 # redraw every paper figure from cached results (no training)
 figures:
-	$(PY) -m fgclip_utils.plots.redraw --profile $(PROFILE)
+	$(PY) -m fgclip_utils figures --profile $(PROFILE)

@@ -1,4 +1,5 @@
-"""Where the study keeps what it downloads and computes: the cache root and the one table of its folders.
+"""Where the study keeps what it downloads and computes: the cache root, the one table of its folders, and the
+figures folder.
 
 Everything lives under ``$FGCLIP_CACHE`` (default ``~/.cache/fgclip``), one folder per kind of content. This
 table is the only place that names those folders; the README's cache table is checked against it.
@@ -9,6 +10,7 @@ import os
 from pathlib import Path
 
 CACHE_ENV = "FGCLIP_CACHE"
+FIGURES_ENV = "FGCLIP_FIGURES"
 
 CACHE_FOLDERS: dict[str, str] = {
     "fgovd": "FG-OVD split files (`benchmarks/`, `training_sets/`, `validation_sets/`)",
@@ -36,3 +38,15 @@ def cache_folder(folder: str) -> Path:
     if folder not in CACHE_FOLDERS:
         raise KeyError(f"unknown cache folder {folder!r}; expected one of {sorted(CACHE_FOLDERS)}")
     return cache_root() / folder
+
+
+def figures_dir() -> Path:
+    """``$FGCLIP_FIGURES``, else the repository's ``figures/`` (found from this package), else ``./figures``."""
+    env = os.environ.get(FIGURES_ENV)
+    if env:
+        path = Path(env)
+    else:
+        repo = Path(__file__).resolve().parents[1]
+        path = repo / "figures" if (repo / "pyproject.toml").exists() else Path.cwd() / "figures"
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -67,7 +67,7 @@ def _splits(names):
 
 
 def _backbones(args):
-    from .sweep.model_sets import check_backbones, resolve_backbones
+    from .extraction.model_sets import check_backbones, resolve_backbones
 
     try:
         pairs = resolve_backbones(args.model, args.pretrained, args.models_file, args.model_set)
@@ -223,13 +223,19 @@ def cmd_build(args) -> int:
 
 
 def cmd_figures(args) -> int:
-    from .plots.redraw import redraw_and_report
+    """Redraw every figure of the profile; print what was saved and skipped; a failure if nothing was drawn."""
+    from .plots.figures import redraw_all
 
-    return EXIT_OK if redraw_and_report(_profile(args).name, args.out) == 0 else EXIT_FAILED
+    saved, skipped = redraw_all(_profile(args).name, args.out)
+    for path in saved:
+        print("saved", path)
+    for reason in skipped:
+        print("skipped", reason)
+    return EXIT_OK if saved else EXIT_FAILED
 
 
 def cmd_models(args) -> int:
-    from .sweep.model_sets import MODEL_SETS, model_set, panel_table
+    from .extraction.model_sets import MODEL_SETS, model_set, panel_table
 
     if args.set is None:
         for s in MODEL_SETS.values():

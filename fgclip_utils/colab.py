@@ -12,8 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .cache import CACHE_ENV, cache_folder, cache_root
-from .plots.style import FIGURES_ENV, figures_dir
+from .cache import CACHE_ENV, FIGURES_ENV, cache_folder, cache_root, figures_dir
 
 DRIVE_MOUNT = "/content/drive"
 

@@ -8,8 +8,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from .cache import cache_root
-from .plots.style import figures_dir
+from .cache import cache_root, figures_dir
 
 PACKAGES = ("torch", "torchvision", "open_clip_torch", "numpy", "pandas", "matplotlib", "seaborn", "umap-learn",
             "scikit-learn", "ipywidgets", "nbval", "papermill")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 
-from .data.synthetic import SYNTHETIC_N
+from .data.fgovd import PAPER_N, SYNTHETIC_N
 
 PROFILE_ENV = "FGCLIP_PROFILE"
 LOSSES = ("triplet", "infonce")
@@ -104,8 +104,6 @@ class Profile:
     @property
     def paper_n(self) -> dict[str, int]:
         """The N of each split's Mean Rank at N in this profile: the paper's, or the synthetic benchmark's."""
-        from .evaluation.ranking import PAPER_N
-
         return {**PAPER_N, **(self.data.fixed_n or {})}
 
     def with_backbones(self, backbones) -> Profile:

@@ -27,7 +27,6 @@ import pandas as pd
 
 from .atomic_io import atomic_write_bytes, atomic_write_json, sha256_json
 from .cache import cache_folder
-from .data.fgovd import SPLITS
 from .environment import package_versions
 from .profiles import PROFILES, Profile, profile_from_settings
 
@@ -130,14 +129,14 @@ class Sweep:
     embeddings live in the shared embedding cache, as notebooks 01-03 make them."""
 
     profile: str
-    panel: str  # a named set of :data:`~fgclip_utils.sweep.model_sets.MODEL_SETS`, or "custom"
+    panel: str  # a named set of :data:`~fgclip_utils.extraction.model_sets.MODEL_SETS`, or "custom"
     backbones: tuple[tuple[str, str | None], ...]
     settings: dict = field(hash=False, compare=False)
 
     @property
     def settings_key(self) -> str:
         """Empty for the profile's defaults and a named panel as it is, else a short key of both."""
-        from .sweep.model_sets import MODEL_SETS
+        from .extraction.model_sets import MODEL_SETS
 
         default = PROFILES.get(self.profile)
         named = self.panel in MODEL_SETS and MODEL_SETS[self.panel].pairs() == self.backbones
@@ -268,11 +267,6 @@ def load_table(name: str, run: Run | Sweep | str | os.PathLike) -> pd.DataFrame:
         raise ResultTableError(f"{path}: {len(table)} rows x {list(table.columns)} where its manifest says "
                                f"{manifest.get('rows')} rows x {manifest.get('columns')}")
     return table
-
-
-def acc_columns(table: pd.DataFrame) -> list[str]:
-    """The per-split accuracy columns (``acc_<split>``) of a results table, in the papers' split order."""
-    return [f"acc_{s}" for s in SPLITS if f"acc_{s}" in table.columns]
 
 
 # ------------------------------------------------------------------ evaluation records

@@ -23,6 +23,9 @@ os.environ.setdefault("FGCLIP_CACHE", str(_SESSION_DIR / "cache"))
 os.environ.setdefault("FGCLIP_FIGURES", str(_SESSION_DIR / "figures"))
 os.environ.setdefault("FGCLIP_PROFILE", "smoke")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# nothing in a test or a notebook under test ever tries a host outside this machine (hf-hub names, detectors)
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 
 @pytest.fixture

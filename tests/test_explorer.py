@@ -1,8 +1,9 @@
 import torch
 
 from fgclip_utils.data.fgovd import load_split
+from fgclip_utils.evaluation.fine_grained import annotation_scores
 from fgclip_utils.extraction.embedding_cache import embed_split
-from fgclip_utils.plots.explorer import annotation_scores, make_explorer
+from fgclip_utils.plots.explorer import make_explorer
 
 
 def test_annotation_scores_ranks_ties_against_each_caption(tiny_clip, synth_bench, tmp_path):

@@ -76,3 +76,62 @@ def test_figures_read_registered_tables_only():
     for spec in fg.FIGURES.values():
         assert set(spec.tables) <= set(fg.RESULT_TABLES), spec.stem
     assert [s.notebook for s in fg.FIGURES.values()] == sorted(s.notebook for s in fg.FIGURES.values())
+
+
+# the floors, lowest first: a module imports only from its own floor or those below it
+FLOORS = [
+    {"atomic_io", "cache", "environment", "colab", "colab_install", "profiles"},  # settings and files
+    {"data"}, {"extraction"}, {"evaluation"}, {"heads"}, {"results"}, {"sweep"}, {"plots"},
+    {"notebook", "cli", "__main__", "__init__"},  # what the user calls
+]
+
+
+def _floor(module: str) -> int:
+    top = module.split(".")[0]
+    return next(i for i, names in enumerate(FLOORS) if top in names)
+
+
+def _package_imports() -> dict[str, set[str]]:
+    """Each module of the package (dotted, relative to it) -> the package modules it imports, anywhere in it."""
+    modules = {p.relative_to(PACKAGE).with_suffix("").as_posix().replace("/", "."): p for p in PACKAGE.rglob("*.py")}
+    modules = {m.removesuffix(".__init__"): p for m, p in modules.items()}
+    edges = {}
+    for module, path in modules.items():
+        package = module.split(".")[:-1] if path.name != "__init__.py" else module.split(".")
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = package[:len(package) - node.level + 1] if node.level > 1 else package
+                stem = ".".join([*base, node.module] if node.module else base)
+                for alias in node.names:
+                    full = f"{stem}.{alias.name}".strip(".")
+                    targets.add(full if full in modules else stem)
+            elif isinstance(node, ast.ImportFrom | ast.Import):
+                names = [node.module] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+                targets |= {n.removeprefix("fgclip_utils.") for n in names if n and n.startswith("fgclip_utils.")}
+        edges[module] = {t for t in targets if t in modules and t != module and t != "__init__"}
+    return edges
+
+
+def test_imports_point_down_the_floors_with_at_most_one_exception():
+    edges = _package_imports()
+    up = sorted((a, b) for a, targets in edges.items() for b in targets if _floor(b) > _floor(a))
+    # the one arrow up: the profiles' settings name the synthetic benchmark's N per split (data.fgovd's table)
+    assert up == [("profiles", "data.fgovd")], up
+
+
+def test_no_import_cycles_between_modules():
+    edges = _package_imports()
+    state: dict[str, int] = {}
+
+    def visit(node, path):
+        state[node] = 1
+        for nxt in sorted(edges.get(node, ())):
+            assert state.get(nxt) != 1, " -> ".join([*path, node, nxt])
+            if nxt not in state:
+                visit(nxt, [*path, node])
+        state[node] = 2
+
+    for module in sorted(edges):
+        if module not in state:
+            visit(module, [])

@@ -3,21 +3,20 @@ two backbones' figures stand side by side, and a damaged table is skipped with i
 import pandas as pd
 
 from fgclip_utils import results
+from fgclip_utils.cli import main as fgclip_main
 from fgclip_utils.data.benchmark_data import load_benchmark
 from fgclip_utils.data.coco_captions import synthetic_caption_set
 from fgclip_utils.evaluation.attributes import attribute_labels
-from fgclip_utils.evaluation.fine_grained import evaluate_split, evaluate_splits
+from fgclip_utils.evaluation.fine_grained import evaluate_split, evaluate_splits, failures
 from fgclip_utils.evaluation.method_results import method_row
 from fgclip_utils.evaluation.separability import embedding_spaces, separability_table
+from fgclip_utils.evaluation.umap_projection import umap_table
 from fgclip_utils.extraction.clip_models import load_clip
 from fgclip_utils.extraction.embedding_cache import embed_caption_set, profile_embeddings
 from fgclip_utils.heads.architectures import build_head
 from fgclip_utils.heads.paper_recipe import RowData, train_stage
 from fgclip_utils.heads.training import TrainConfig, train_head
-from fgclip_utils.plots import redraw as make_figures
-from fgclip_utils.plots.figures import FIGURES
-from fgclip_utils.plots.fine_grained_plots import failures
-from fgclip_utils.plots.umap_plots import umap_table
+from fgclip_utils.plots.figures import FIGURES, redraw_all
 from fgclip_utils.profiles import StageConfig, get_profile
 
 
@@ -59,9 +58,9 @@ def _fill_run(P, bundle, tmp_path):
 
 def test_redraw_every_figure_of_every_run_from_cached_tables(cache_dir, tmp_path, tiny_clip):
     out = tmp_path / "figs"
-    saved, skipped = make_figures.redraw("smoke", out)
+    saved, skipped = redraw_all("smoke", out)
     assert saved == [] and skipped == ["no results of profile 'smoke' yet: run notebooks 01-04 first"]
-    assert make_figures.main(["--profile", "smoke", "--out", str(out)]) == 1  # nothing to draw is a failure
+    assert fgclip_main(["figures", "--profile", "smoke", "--out", str(out)]) == 1  # nothing to draw is a failure
 
     P = get_profile("smoke")
     run = _fill_run(P, tiny_clip, tmp_path)
@@ -71,7 +70,7 @@ def test_redraw_every_figure_of_every_run_from_cached_tables(cache_dir, tmp_path
                                        method=other.label, n_negatives=P.paper_n), "nb01_vanilla_clip", second)
     assert run.name == "fgclip-tiny-random0" and second.name == "fgclip-tiny-random1"
 
-    saved, skipped = make_figures.redraw("smoke", out)
+    saved, skipped = redraw_all("smoke", out)
     names = sorted(p.name for p in saved)
     per_run = [stem for stem, spec in FIGURES.items() if spec.scope == "run"]  # notebook 04's are per sweep
     expected = sorted(f"{stem}_smoke_{run.name}.{ext}" for stem in per_run for ext in ("pdf", "png"))
@@ -80,12 +79,12 @@ def test_redraw_every_figure_of_every_run_from_cached_tables(cache_dir, tmp_path
     assert [n for n in names if second.name in n] == [f"fig01_split_mean_rank_smoke_{second.name}.pdf",
                                                        f"fig01_split_mean_rank_smoke_{second.name}.png"]
     assert len(skipped) == len(per_run) - 1 and all(s.startswith(second.name) for s in skipped)
-    assert make_figures.main(["--profile", "smoke", "--out", str(out)]) == 0
+    assert fgclip_main(["figures", "--profile", "smoke", "--out", str(out)]) == 0
 
     # a truncated table is refused with its file named, and its figures are skipped, not drawn from part of it
     path = results.table_path("nb02_paper_heads", run)
     path.write_bytes(path.read_bytes()[:-40])
-    saved, skipped = make_figures.redraw("smoke", out)
+    saved, skipped = redraw_all("smoke", out)
     damaged = [s for s in skipped if s.startswith(run.name)]
     figures = {"fig03_fg_vs_coco", "fig04_heads_per_split", "fig05_paper_training"}
     assert {s.split()[1].rstrip(":") for s in damaged} == figures

@@ -86,3 +86,12 @@ def test_attribute_values_are_visibly_different():
 def test_rejects_empty_benchmark(tmp_path):
     with pytest.raises(ValueError, match="n_objects"):
         synth.make_benchmark(tmp_path, 0)
+
+
+def test_split_table_synthetic_n_is_what_the_generator_makes(synth_bench):
+    """The split table's synthetic N (what the smoke profile ranks against) is every annotation's negative count."""
+    for name, path in synth_bench[0].items():
+        info = SPLITS[name]
+        made = {len(a.negatives) for a in load_split(path, name).annotations}
+        expected = synth.MAX_NEGATIVES if info.group == "difficulty" else len(synth.ATTRIBUTES[info.attribute]) - 1
+        assert made == {info.synthetic_n} == {expected}, name

@@ -6,7 +6,6 @@ the COCO images they reference (only those) into the cache.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,10 +53,6 @@ def download_split(split: str, subset: str = "test", cache_dir: str | os.PathLik
     if split not in SPLITS:
         raise KeyError(f"unknown split {split!r}; expected one of {sorted(SPLITS)}")
     return fetch_asset(fgovd_asset(SPLITS[split].file_name, subset), folder=cache_dir, validate=_parses)
-
-
-def download_splits(subset: str = "test", splits: Iterable[str] | None = None, **kwargs) -> dict[str, Path]:
-    return {s: download_split(s, subset, **kwargs) for s in (splits or SPLITS)}
 
 
 def synthetic_benchmark(n_objects: int, seed: int, subset: str = "test",

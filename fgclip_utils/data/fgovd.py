@@ -18,27 +18,37 @@ BBOX_TOLERANCE_PX = 1.0  # COCO boxes may overshoot the border by rounding
 
 @dataclass(frozen=True)
 class SplitInfo:
+    """One FG-OVD split: every per-split fact of the study lives in this one table (:data:`SPLITS`)."""
+
     name: str  # key used throughout the study, e.g. "hard"
     title: str  # as the papers print it, e.g. "Hard"
     file_name: str  # file in the FG-OVD repository
     group: str  # "difficulty" or "attribute"
+    paper_n: int  # negatives the paper ranks each positive against (STUDY.md 7.1)
+    synthetic_n: int  # negatives every synthetic annotation has (an attribute split offers each other value once)
     changed_attributes: int | None = None  # difficulty splits: attributes a negative changes
     attribute: str | None = None  # attribute splits: which attribute type
 
 
+# synthetic_n: 10 negatives per difficulty split; an attribute split has one fewer than the synthetic benchmark's
+# values of that attribute (6 colours, 3 materials, 4 patterns, 2 transparencies: checked by tests/test_synth.py)
 SPLITS: dict[str, SplitInfo] = {
-    "trivial": SplitInfo("trivial", "Trivial", "shuffle_negatives.json", "difficulty", None),
-    "easy": SplitInfo("easy", "Easy", "3_attributes.json", "difficulty", 3),
-    "medium": SplitInfo("medium", "Medium", "2_attributes.json", "difficulty", 2),
-    "hard": SplitInfo("hard", "Hard", "1_attributes.json", "difficulty", 1),
-    "color": SplitInfo("color", "Color", "color.json", "attribute", attribute="color"),
-    "material": SplitInfo("material", "Material", "material.json", "attribute", attribute="material"),
-    "pattern": SplitInfo("pattern", "Pattern", "pattern.json", "attribute", attribute="pattern"),
-    "transparency": SplitInfo("transparency", "Transparency", "transparency.json", "attribute",
+    "trivial": SplitInfo("trivial", "Trivial", "shuffle_negatives.json", "difficulty", 10, 10),
+    "easy": SplitInfo("easy", "Easy", "3_attributes.json", "difficulty", 10, 10, changed_attributes=3),
+    "medium": SplitInfo("medium", "Medium", "2_attributes.json", "difficulty", 10, 10, changed_attributes=2),
+    "hard": SplitInfo("hard", "Hard", "1_attributes.json", "difficulty", 10, 10, changed_attributes=1),
+    "color": SplitInfo("color", "Color", "color.json", "attribute", 10, 5, attribute="color"),
+    "material": SplitInfo("material", "Material", "material.json", "attribute", 10, 2, attribute="material"),
+    "pattern": SplitInfo("pattern", "Pattern", "pattern.json", "attribute", 7, 3, attribute="pattern"),
+    "transparency": SplitInfo("transparency", "Transparency", "transparency.json", "attribute", 2, 1,
                               attribute="transparency"),
 }
 DIFFICULTY_SPLITS = [k for k, v in SPLITS.items() if v.group == "difficulty"]
 ATTRIBUTE_SPLITS = [k for k, v in SPLITS.items() if v.group == "attribute"]
+ATTRIBUTE_TYPES = tuple(SPLITS[k].attribute for k in ATTRIBUTE_SPLITS)  # color, material, pattern, transparency
+# negatives the paper ranks each split's positive against, and the synthetic benchmark's stand-in for it
+PAPER_N: dict[str, int] = {k: v.paper_n for k, v in SPLITS.items()}
+SYNTHETIC_N: dict[str, int] = {k: v.synthetic_n for k, v in SPLITS.items()}
 
 
 @dataclass(frozen=True)

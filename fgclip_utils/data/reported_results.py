@@ -14,8 +14,6 @@ OPENCLIP_COCO_CSV = REPORTED / "openclip_coco_retrieval.csv"
 PAPER_COLUMNS = ["method", "stage", "fg", "i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10", "source"]
 PAPER_STAGES = ("vanilla", "warmup", "fg-ovd")
 PAPER_METHODS = ("CLIP B/16", "linear", "linear-image", "linear-text", "mlp", "attention")
-FGCLIP_CITATION = ("Bianchi, Carrara, Messina, Falchi, Is CLIP the main roadblock for fine-grained open-world "
-                   "perception?, CBMI 2024, arXiv:2404.03539")
 FGOVD_CITATION = ("Bianchi et al., The devil is in the fine-grained details: evaluating open-vocabulary "
                   "object detectors for fine-grained understanding, CVPR 2024, arXiv:2311.17518; detector mAP "
                   "per split as tabulated in github.com/lorebianchi98/FG-OVD, NoctOWL/README.md (commit 9f47181)")

@@ -35,13 +35,6 @@ SIZES = ("small", "large")
 # the four FG-OVD attribute types, in caption order
 ATTRIBUTES: dict[str, tuple[str, ...]] = {"color": tuple(COLORS), "pattern": PATTERNS, "material": MATERIALS,
                                           "transparency": TRANSPARENCIES}
-# negatives every synthetic annotation has per split (an attribute split offers each other value of its attribute
-# once): the synthetic stand-in for the paper's fixed N (fgclip_utils.evaluation.ranking.PAPER_N)
-SYNTHETIC_N: dict[str, int] = {
-    name: MAX_NEGATIVES if info.group == "difficulty" else len(ATTRIBUTES[info.attribute]) - 1
-    for name, info in SPLITS.items()}
-
-
 def caption(obj: dict) -> str:
     return (f"a {obj['size']} {obj['color']} {obj['pattern']} {obj['material']} "
             f"{obj['transparency']} {obj['shape']}")

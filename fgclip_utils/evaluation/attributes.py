@@ -12,10 +12,8 @@ import re
 import numpy as np
 import pandas as pd
 
-from ..data.fgovd import Split
+from ..data.fgovd import ATTRIBUTE_TYPES, Split
 from ..extraction.embedding_cache import SplitEmbeddings
-
-ATTRIBUTE_TYPES = ("color", "material", "pattern", "transparency")
 
 # word (as it appears in captions) -> value; synonyms map onto one value
 VOCABULARY: dict[str, dict[str, str]] = {

@@ -6,30 +6,19 @@ over all of an annotation's negatives: accuracy (positive strictly first), mean 
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pandas as pd
 import torch
 
-from ..data.fgovd import SPLITS
+from ..data.fgovd import SPLITS, Split
 from ..extraction.embedding_cache import SplitEmbeddings
 from .ranking import PAPER_N, chance_mean_rank, fixed_n_ranks, rank_positive, summarize
+from .similarity import Similarity, cosine, input_space
 
-Similarity = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # pairwise: row i with row i -> (M,)
 METRIC_NOTE = ("mean_rank_at_n: the paper's Mean Rank (rows with at least N negatives, each against its first N; "
                "1 is best); accuracy, mean_rank, mrr: the study's, over all of a row's negatives")
-
-
-def cosine(image_emb: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
-    """Vanilla CLIP: cosine similarity of row i with row i."""
-    return torch.nn.functional.cosine_similarity(image_emb, text_emb, dim=-1)
-
-
-def input_space(similarity: Similarity | None) -> str:
-    """Which embeddings ``similarity`` takes: a head's (or its bound ``score``'s) ``input_space``, else unit."""
-    owner = getattr(similarity, "__self__", similarity)
-    return getattr(owner, "input_space", "unit")
 
 
 @torch.no_grad()
@@ -106,8 +95,40 @@ def evaluate_splits(embeddings: Mapping[str, SplitEmbeddings], similarity: Simil
     return table
 
 
-def evaluate_methods(embeddings: Mapping[str, Mapping[str, SplitEmbeddings]], similarity: Similarity | None = None,
-                     **kwargs) -> pd.DataFrame:
-    """:func:`evaluate_splits` for several methods (e.g. one per backbone: label -> split -> embeddings), stacked."""
-    return pd.concat([evaluate_splits(embs, similarity, method=label, **kwargs) for label, embs in embeddings.items()],
-                     ignore_index=True)
+def failures(split: Split, emb: SplitEmbeddings, result: SplitResult, n: int = 8) -> pd.DataFrame:
+    """Up to ``n`` failures (positive not ranked first), those whose best negative beats the positive by the
+    largest margin first: annotation, rank, positive, the winning negative and both scores."""
+    rows = []
+    cand = emb.candidates()
+    by_id = {a.id: a for a in split.annotations}
+    ranks = torch.full((len(emb),), 0, dtype=torch.long)
+    ranks[emb.rankable] = result.ranks
+    margin = result.scores[:, 1:].max(dim=1).values - result.scores[:, 0] if cand.shape[1] > 1 else \
+        torch.zeros(len(emb))
+    margin[~emb.rankable] = float("-inf")
+    for row in torch.argsort(margin, descending=True)[:n].tolist():
+        if ranks[row] <= 1:
+            break
+        best = int(torch.argmax(result.scores[row, 1:])) + 1
+        ann = by_id[int(emb.annotation_ids[row])]
+        rows.append({"annotation_id": ann.id, "image_id": ann.image_id, "rank": int(ranks[row]),
+                     "positive": emb.captions[int(cand[row, 0])], "winner": emb.captions[int(cand[row, best])],
+                     "positive_score": float(result.scores[row, 0]), "winner_score": float(result.scores[row, best])})
+    return pd.DataFrame(rows)
+
+
+@torch.no_grad()
+def annotation_scores(emb: SplitEmbeddings, row: int, methods: Mapping[str, Similarity | None]) -> pd.DataFrame:
+    """Captions of one row ([positive, negatives...]) with each method's score and the rank it gives."""
+    cand = emb.candidates()[row]
+    cand = cand[cand >= 0]
+    table = pd.DataFrame({"caption": [emb.captions[i] for i in cand.tolist()],
+                          "role": ["positive"] + ["negative"] * (len(cand) - 1)})
+    for name, score in methods.items():
+        image, text = emb.inputs(input_space(score))
+        s = (score or cosine)(image[row].expand(len(cand), -1), text[cand]).float()
+        table[name] = s.numpy()
+        # each caption's rank among the row's captions (ties against it), by the one rank function
+        others = [torch.cat([s[j:j + 1], s[:j], s[j + 1:]]) for j in range(len(s))]
+        table[f"rank · {name}"] = rank_positive(torch.stack(others)).numpy()
+    return table

@@ -16,10 +16,10 @@ import torch
 
 from ..data.fgovd import SPLITS
 from ..extraction.embedding_cache import CaptionEmbeddings, SplitEmbeddings
-from ..heads.base import SimilarityHead
 from .fine_grained import evaluate_split
 from .ranking import PAPER_N, paper_aggregate
 from .retrieval import authors_coco_recalls, retrieval_recalls
+from .similarity import SimilarityHead
 
 RECALLS = ("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10")
 

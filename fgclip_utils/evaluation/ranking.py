@@ -15,9 +15,7 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-# negatives the paper ranks each split's positive against (split keys as in fgclip_utils.data.fgovd.SPLITS)
-PAPER_N: dict[str, int] = {"trivial": 10, "easy": 10, "medium": 10, "hard": 10, "color": 10, "material": 10,
-                           "pattern": 7, "transparency": 2}
+from ..data.fgovd import PAPER_N
 
 
 def rank_positive(scores: torch.Tensor) -> torch.Tensor:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..extraction.embedding_cache import CaptionEmbeddings
-from ..heads.base import SimilarityHead
+from .similarity import SimilarityHead
 
 
 def recall_at_k(similarity: torch.Tensor, relevant: torch.Tensor,

@@ -1,13 +1,15 @@
-"""Which similarity heads exist, and :func:`build_head` for any of them: the study's own
-(:mod:`~fgclip_utils.heads.study_heads`, identity-initialised, on unit embeddings) and the paper's
-(:mod:`~fgclip_utils.heads.paper_heads`, as the FG-CLIP authors built them, on raw embeddings)."""
+"""The registry of every similarity head kind and :func:`build_head` for any of them: the study's own
+(:data:`~fgclip_utils.heads.study_heads.STUDY_HEADS`, identity-initialised, on unit embeddings) and the paper's
+(:data:`~fgclip_utils.heads.paper_heads.PAPER_HEADS`, as the FG-CLIP authors built them, on raw embeddings)."""
 from __future__ import annotations
 
-from .base import SimilarityHead
-from .paper_heads import PAPER_HEAD_KINDS, build_paper_head
-from .study_heads import STUDY_HEAD_KINDS, build_study_head
+from ..evaluation.similarity import SimilarityHead
+from .paper_heads import PAPER_HEADS, build_paper_head
+from .study_heads import STUDY_HEADS, build_study_head
 
-HEAD_KINDS = STUDY_HEAD_KINDS + PAPER_HEAD_KINDS
+# kind -> the family builder that makes it; the kinds are derived, so the registry cannot be half-filled
+HEAD_BUILDERS = {**{k: build_study_head for k in STUDY_HEADS}, **{k: build_paper_head for k in PAPER_HEADS}}
+HEAD_KINDS = tuple(HEAD_BUILDERS)
 
 
 def build_head(kind: str, dim: int, *, seed: int | None = None, **options) -> SimilarityHead:
@@ -15,13 +17,11 @@ def build_head(kind: str, dim: int, *, seed: int | None = None, **options) -> Si
 
     ``options`` go to the family's builder: ``hidden``, ``depth``, ``dropout``, ``heads``, ``layers`` for the
     study's heads; ``cosine`` and ``sigmoid`` for the paper's. ``seed`` makes the random part of the
-    initialisation reproducible without touching the global RNG.
+    initialisation reproducible without touching the global RNG. An unknown kind is refused naming the known ones.
     """
-    if kind in PAPER_HEAD_KINDS:
-        return build_paper_head(kind, dim, seed=seed, **options)
-    if kind in STUDY_HEAD_KINDS:
-        return build_study_head(kind, dim, seed=seed, **options)
-    raise ValueError(f"unknown head kind {kind!r}; expected one of {HEAD_KINDS}")
+    if kind not in HEAD_BUILDERS:
+        raise ValueError(f"unknown head kind {kind!r}; expected one of {HEAD_KINDS}")
+    return HEAD_BUILDERS[kind](kind, dim, seed=seed, **options)
 
 
 def kind_family(kind: str) -> str:

@@ -1,12 +1,11 @@
-"""The interface every similarity head S(v, t) shares, study heads and the paper's alike, and what their
-builders share: seeded construction and a valid attention-head count."""
+"""What the head builders share: seeded construction and a valid attention-head count. The interface every head
+implements, :class:`~fgclip_utils.evaluation.similarity.SimilarityHead`, lives with the evaluation that calls it."""
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
 
 import torch
-from torch import nn
 
 
 @contextlib.contextmanager
@@ -21,37 +20,3 @@ def seeded(seed: int | None) -> Iterator[None]:
 def attention_head_count(dim: int, wanted: int) -> int:
     """``wanted`` attention heads, or the largest count below it that divides ``dim``."""
     return max(h for h in range(1, min(wanted, dim) + 1) if dim % h == 0)
-
-
-class SimilarityHead(nn.Module):
-    """Base class: ``score(v, t)`` scores row i of v with row i of t; ``similarity_matrix`` scores all pairs.
-
-    ``input_space`` says which CLIP embeddings the head takes: ``"unit"`` (L2-normalised, the study's heads) or
-    ``"raw"`` (as the encoder outputs them, the paper's heads).
-    """
-
-    kind = "?"
-    input_space = "unit"
-
-    def score(self, image_emb: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-    def similarity_matrix(self, image_emb: torch.Tensor, text_emb: torch.Tensor, chunk: int = 1 << 16
-                          ) -> torch.Tensor:
-        """``(I, T)`` scores of every image with every text (pairwise ``score`` in chunks)."""
-        n_i, n_t = image_emb.shape[0], text_emb.shape[0]
-        out = torch.empty(n_i, n_t, device=image_emb.device)
-        rows_per_chunk = max(1, chunk // max(1, n_t))
-        for start in range(0, n_i, rows_per_chunk):
-            img = image_emb[start:start + rows_per_chunk]
-            v = img[:, None].expand(-1, n_t, -1).reshape(-1, img.shape[1])
-            t = text_emb[None].expand(img.shape[0], -1, -1).reshape(-1, text_emb.shape[1])
-            out[start:start + img.shape[0]] = self.score(v, t).view(img.shape[0], n_t)
-        return out
-
-    def forward(self, image_emb: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
-        return self.score(image_emb, text_emb)
-
-    @property
-    def n_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())

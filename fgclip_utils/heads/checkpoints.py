@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from ..atomic_io import atomic_path, atomic_write_json, sha256_file, sha256_json
-from .base import SimilarityHead
+from ..evaluation.similarity import SimilarityHead
 
 
 class CheckpointError(ValueError):

@@ -25,7 +25,7 @@ import torch
 
 from ..data.assets import ASSETS, asset, file_hash
 from ..data.download import fetch_asset
-from .base import SimilarityHead
+from ..evaluation.similarity import SimilarityHead
 from .paper_heads import PaperAttentionHead, build_paper_head
 
 FGCLIP_CHECKPOINTS = {  # release name -> the paper head it loads into

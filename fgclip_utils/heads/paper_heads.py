@@ -17,13 +17,15 @@ checkpoints were trained with.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import SimilarityHead, attention_head_count, seeded
+from ..evaluation.similarity import SimilarityHead
+from .base import attention_head_count, seeded
 
-PAPER_HEAD_KINDS = ("paper-linear", "paper-linear-image", "paper-linear-text", "paper-mlp", "paper-attention")
 _SIDES = {"paper-linear": (True, True), "paper-linear-image": (True, False), "paper-linear-text": (False, True),
           "paper-mlp": (True, True)}
 
@@ -94,13 +96,26 @@ class PaperAttentionHead(SimilarityHead):
         return torch.sigmoid(s) if self.sigmoid else s
 
 
+def _paper_attention(kind, dim, *, sigmoid, **_):
+    return PaperAttentionHead(dim, sigmoid=sigmoid)
+
+
+def _paper_mlps(kind, dim, *, cosine, sigmoid):
+    return PaperMLPs(kind, dim, cosine=cosine, sigmoid=sigmoid)
+
+
+# the registry of the paper's kinds: kind -> builder(kind, dim, **options)
+PAPER_HEADS: dict[str, Callable[..., SimilarityHead]] = {
+    "paper-linear": _paper_mlps, "paper-linear-image": _paper_mlps, "paper-linear-text": _paper_mlps,
+    "paper-mlp": _paper_mlps, "paper-attention": _paper_attention}
+PAPER_HEAD_KINDS = tuple(PAPER_HEADS)
+
+
 def build_paper_head(kind: str, dim: int, *, seed: int | None = None, cosine: bool = True, sigmoid: bool = True
                      ) -> SimilarityHead:
     """One of :data:`PAPER_HEAD_KINDS` for ``dim``-d embeddings, with PyTorch's default (random) init as the
     authors' warm-up starts from; ``seed`` makes it reproducible without touching the global RNG."""
-    if kind not in PAPER_HEAD_KINDS:
+    if kind not in PAPER_HEADS:
         raise ValueError(f"unknown paper head kind {kind!r}; expected one of {PAPER_HEAD_KINDS}")
     with seeded(seed):
-        if kind == "paper-attention":
-            return PaperAttentionHead(dim, sigmoid=sigmoid)
-        return PaperMLPs(kind, dim, cosine=cosine, sigmoid=sigmoid)
+        return PAPER_HEADS[kind](kind, dim, cosine=cosine, sigmoid=sigmoid)

@@ -31,6 +31,7 @@ from ..cache import cache_folder
 from ..data.benchmark_data import load_benchmark
 from ..data.coco_captions import coarse_caption_set
 from ..evaluation.ranking import rank_positive, summarize
+from ..evaluation.similarity import SimilarityHead
 from ..extraction.clip_models import ClipBundle, default_device
 from ..extraction.embedding_cache import (
     CaptionEmbeddings,
@@ -39,7 +40,6 @@ from ..extraction.embedding_cache import (
     profile_embeddings,
 )
 from ..profiles import Profile, StageConfig
-from .base import SimilarityHead
 from .checkpoints import checkpoint_key, find_head, read_sidecar, save_head
 from .fgclip_checkpoints import download_fgclip_checkpoint, load_fgclip_checkpoint
 from .losses import anchored_hinge, warmup_hinge

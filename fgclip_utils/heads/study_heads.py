@@ -6,13 +6,14 @@ before training, each head ranks exactly like cosine similarity, and training me
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import SimilarityHead, attention_head_count, seeded
-
-STUDY_HEAD_KINDS = ("linear", "linear-image", "linear-text", "mlp", "attention")
+from ..evaluation.similarity import SimilarityHead
+from .base import attention_head_count, seeded
 
 
 def identity_linear(dim: int) -> nn.Linear:
@@ -89,23 +90,41 @@ class AttentionHead(SimilarityHead):
         return F.cosine_similarity(image_emb, text_emb, dim=-1) + correction
 
 
+def _linear(dim, **_):
+    return ProjectionHead("linear", identity_linear(dim), identity_linear(dim))
+
+
+def _linear_image(dim, **_):
+    return ProjectionHead("linear-image", identity_linear(dim), None)
+
+
+def _linear_text(dim, **_):
+    return ProjectionHead("linear-text", None, identity_linear(dim))
+
+
+def _mlp(dim, *, hidden, depth, dropout, **_):
+    hidden = hidden or 2 * dim
+    return ProjectionHead("mlp", ResidualMLP(dim, hidden, depth, dropout), ResidualMLP(dim, hidden, depth, dropout))
+
+
+def _attention(dim, *, hidden, dropout, heads, layers, **_):
+    return AttentionHead(dim, heads=heads, layers=layers, hidden=hidden or 256, dropout=dropout)
+
+
+# the registry of the study's kinds: kind -> builder(dim, **options)
+STUDY_HEADS: dict[str, Callable[..., SimilarityHead]] = {
+    "linear": _linear, "linear-image": _linear_image, "linear-text": _linear_text, "mlp": _mlp,
+    "attention": _attention}
+STUDY_HEAD_KINDS = tuple(STUDY_HEADS)
+
+
 def build_study_head(kind: str, dim: int, *, seed: int | None = None, hidden: int | None = None, depth: int = 1,
                      dropout: float = 0.1, heads: int = 8, layers: int = 1) -> SimilarityHead:
     """A study head of ``kind`` (one of :data:`STUDY_HEAD_KINDS`) for ``dim``-d CLIP embeddings.
 
     ``seed`` makes the random part of the initialisation reproducible without touching global RNG state.
     """
-    if kind not in STUDY_HEAD_KINDS:
+    if kind not in STUDY_HEADS:
         raise ValueError(f"unknown study head kind {kind!r}; expected one of {STUDY_HEAD_KINDS}")
     with seeded(seed):
-        if kind == "linear":
-            return ProjectionHead(kind, identity_linear(dim), identity_linear(dim))
-        if kind == "linear-image":
-            return ProjectionHead(kind, identity_linear(dim), None)
-        if kind == "linear-text":
-            return ProjectionHead(kind, None, identity_linear(dim))
-        if kind == "mlp":
-            hidden = hidden or 2 * dim
-            return ProjectionHead(kind, ResidualMLP(dim, hidden, depth, dropout),
-                                  ResidualMLP(dim, hidden, depth, dropout))
-        return AttentionHead(dim, heads=heads, layers=layers, hidden=hidden or 256, dropout=dropout)
+        return STUDY_HEADS[kind](dim, hidden=hidden, depth=depth, dropout=dropout, heads=heads, layers=layers)

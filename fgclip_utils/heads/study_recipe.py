@@ -17,11 +17,11 @@ from ..cache import cache_folder
 from ..data.benchmark_data import load_benchmark
 from ..data.coco_captions import coarse_caption_set
 from ..data.fgovd import DIFFICULTY_SPLITS
+from ..evaluation.similarity import SimilarityHead
 from ..extraction.clip_models import ClipBundle
 from ..extraction.embedding_cache import SplitEmbeddings, profile_caption_embeddings, profile_embeddings
 from ..profiles import Profile
 from .architectures import build_head
-from .base import SimilarityHead
 from .checkpoints import checkpoint_key, find_head
 from .training import CoarsePairs, TrainResult, merge_embeddings, train_head
 

@@ -18,10 +18,10 @@ import torch
 from tqdm.auto import tqdm
 
 from ..evaluation.fine_grained import evaluate_split
+from ..evaluation.similarity import SimilarityHead
 from ..extraction.clip_models import default_device
 from ..extraction.embedding_cache import SplitEmbeddings
 from ..profiles import TrainConfig
-from .base import SimilarityHead
 from .checkpoints import load_head_state, save_head
 from .losses import clip_loss, infonce_loss, triplet_loss
 

@@ -4,33 +4,15 @@ so it also runs (and is tested) without a browser."""
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
-import pandas as pd
-import torch
 from PIL import Image
 
 from ..data.benchmark_data import Benchmark
 from ..data.coco_images import crop, image_path
-from ..evaluation.fine_grained import cosine, input_space
+from ..evaluation.fine_grained import annotation_scores
+from ..evaluation.similarity import Similarity
 from ..extraction.embedding_cache import SplitEmbeddings
-
-Score = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-@torch.no_grad()
-def annotation_scores(emb: SplitEmbeddings, row: int, methods: Mapping[str, Score | None]) -> pd.DataFrame:
-    """Captions of one row ([positive, negatives...]) with each method's score and the rank it gives."""
-    cand = emb.candidates()[row]
-    cand = cand[cand >= 0]
-    table = pd.DataFrame({"caption": [emb.captions[i] for i in cand.tolist()],
-                          "role": ["positive"] + ["negative"] * (len(cand) - 1)})
-    for name, score in methods.items():
-        image, text = emb.inputs(input_space(score))
-        s = (score or cosine)(image[row].expand(len(cand), -1), text[cand]).float()
-        table[name] = s.numpy()
-        table[f"rank · {name}"] = (s[None, :] >= s[:, None]).sum(dim=1).numpy()  # ties count against
-    return table
 
 
 def _png(image: Image.Image, size: int = 224) -> bytes:
@@ -41,7 +23,7 @@ def _png(image: Image.Image, size: int = 224) -> bytes:
     return buf.getvalue()
 
 
-def make_explorer(bench: Benchmark, embeddings: Mapping[str, SplitEmbeddings], methods: Mapping[str, Score | None],
+def make_explorer(bench: Benchmark, embeddings: Mapping[str, SplitEmbeddings], methods: Mapping[str, Similarity | None],
                   scale_factor: float = 1.0):
     """The explorer widget (a VBox). ``embeddings`` maps split name to its embeddings."""
     import ipywidgets as w

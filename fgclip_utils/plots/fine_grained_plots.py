@@ -7,14 +7,11 @@ from collections.abc import Mapping
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import torch
 from PIL import Image
 
 from ..data.coco_images import crop, image_path
 from ..data.fgovd import SPLITS, Split
-from ..evaluation.fine_grained import SplitResult
 from ..evaluation.ranking import PAPER_N
-from ..extraction.embedding_cache import SplitEmbeddings
 from .style import FULL_WIDTH, PALETTE, mark_profile
 
 
@@ -71,28 +68,6 @@ def plot_split_mean_rank(table: pd.DataFrame, reported: pd.DataFrame | None = No
     axes[-1, 0].set_xticks(x, split_ticks(order, n_of), rotation=0, fontsize=7)
     mark_profile(fig, disclaimer)
     return fig
-
-
-def failures(split: Split, emb: SplitEmbeddings, result: SplitResult, n: int = 8) -> pd.DataFrame:
-    """Up to ``n`` failures (positive not ranked first), those whose best negative beats the positive by the
-    largest margin first: annotation, rank, positive, the winning negative and both scores."""
-    rows = []
-    cand = emb.candidates()
-    by_id = {a.id: a for a in split.annotations}
-    ranks = torch.full((len(emb),), 0, dtype=torch.long)
-    ranks[emb.rankable] = result.ranks
-    margin = result.scores[:, 1:].max(dim=1).values - result.scores[:, 0] if cand.shape[1] > 1 else \
-        torch.zeros(len(emb))
-    margin[~emb.rankable] = float("-inf")
-    for row in torch.argsort(margin, descending=True)[:n].tolist():
-        if ranks[row] <= 1:
-            break
-        best = int(torch.argmax(result.scores[row, 1:])) + 1
-        ann = by_id[int(emb.annotation_ids[row])]
-        rows.append({"annotation_id": ann.id, "image_id": ann.image_id, "rank": int(ranks[row]),
-                     "positive": emb.captions[int(cand[row, 0])], "winner": emb.captions[int(cand[row, best])],
-                     "positive_score": float(result.scores[row, 0]), "winner_score": float(result.scores[row, best])})
-    return pd.DataFrame(rows)
 
 
 def plot_failure_gallery(split: Split, image_root, failures_table: pd.DataFrame, scale_factor: float = 1.0,

@@ -9,11 +9,10 @@ import matplotlib.pyplot as plt
 import seaborn as sns
 
 from ..atomic_io import atomic_path
+from ..cache import figures_dir
 
-FIGURES_ENV = "FGCLIP_FIGURES"
 PALETTE = sns.color_palette("colorblind")
 FULL_WIDTH = 7.0  # inches, a two-column paper's text width
-COLUMN_WIDTH = 3.4
 
 
 def apply_paper_style() -> None:
@@ -25,18 +24,6 @@ def apply_paper_style() -> None:
         "legend.title_fontsize": 9, "xtick.labelsize": 9, "ytick.labelsize": 9, "axes.spines.top": False,
         "axes.spines.right": False, "figure.constrained_layout.use": True,
     })
-
-
-def figures_dir() -> Path:
-    """``$FGCLIP_FIGURES``, else the repository's ``figures/`` (found from this package), else ``./figures``."""
-    env = os.environ.get(FIGURES_ENV)
-    if env:
-        path = Path(env)
-    else:
-        repo = Path(__file__).resolve().parents[2]
-        path = repo / "figures" if (repo / "pyproject.toml").exists() else Path.cwd() / "figures"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def mark_profile(fig: plt.Figure, disclaimer: str) -> None:

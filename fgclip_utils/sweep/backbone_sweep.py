@@ -28,10 +28,10 @@ from ..evaluation.ranking import paper_aggregate
 from ..extraction.clip_models import ClipBundle, load_clip
 from ..extraction.crop_pipeline import shared_decode_groups
 from ..extraction.embedding_cache import profile_caption_embeddings_many, profile_embeddings_many
+from ..extraction.model_sets import Backbone, family_of
 from ..heads.paper_recipe import needs_warmup, paper_head
 from ..heads.study_recipe import load_or_train_head
 from ..profiles import Profile
-from .model_sets import Backbone, family_of
 
 Pair = tuple[str, str | None]
 

@@ -160,7 +160,7 @@ def resolve_backbones(models=(), pretrained=(), models_file: str | os.PathLike |
 
 def check_backbones(pairs) -> None:
     """``ValueError`` (listing close matches) for the first pair open_clip does not know, before any download."""
-    from ..extraction.clip_models import check_backbone
+    from .clip_models import check_backbone
 
     for model, tag in pairs:
         check_backbone(model, tag)
