@@ -25,6 +25,7 @@ from .data.reported_results import FGOVD_CITATION, paper_results, reported_detec
 from .extraction.clip_models import TINY_MODEL, load_clip
 from .extraction.clip_forward import encode_texts
 from .extraction.embedding_cache import profile_caption_embeddings, profile_embeddings
+from .extraction.detectors import DETECTORS
 
 # evaluation
 from .evaluation.ranking import fixed_n_ranks, rank_positive, summarize
@@ -35,6 +36,7 @@ from .evaluation.paper_comparison import (coco_baselines, paper_layout, paper_vs
 from .evaluation.attributes import attribute_labels, attribute_sample
 from .evaluation.separability import embedding_spaces, separability_table
 from .evaluation.umap_projection import umap_table
+from .evaluation.detector_ranking import clip_vs_detectors, detector_rank, evaluate_detectors
 
 # heads
 from .heads.architectures import HEAD_KINDS, build_head
@@ -66,12 +68,13 @@ __all__ = [
     "ASSETS", "PAPER_N", "SPLITS", "load_split", "make_benchmark", "benchmark_overview", "load_benchmark",
     "coarse_caption_set", "FGOVD_CITATION", "paper_results", "reported_detectors",
     # extraction
-    "TINY_MODEL", "load_clip", "encode_texts", "profile_caption_embeddings", "profile_embeddings",
+    "TINY_MODEL", "load_clip", "encode_texts", "profile_caption_embeddings", "profile_embeddings", "DETECTORS",
     # evaluation
     "fixed_n_ranks", "rank_positive", "summarize", "METRIC_NOTE", "annotation_scores", "evaluate_split",
     "evaluate_splits", "failures", "mean_rank_columns", "method_row", "methods_table", "coco_baselines",
     "paper_layout", "paper_vs_ours", "released_vs_paper", "vanilla_vs_paper", "attribute_labels", "attribute_sample",
-    "embedding_spaces", "separability_table", "umap_table",
+    "embedding_spaces", "separability_table", "umap_table", "detector_rank",
+    "evaluate_detectors", "clip_vs_detectors",
     # heads
     "HEAD_KINDS", "build_head", "PAPER_HEAD_KINDS", "STUDY_HEAD_KINDS", "download_fgclip_checkpoint",
     "load_fgclip_checkpoint", "TrainingDiverged", "coarse_training_pairs", "load_or_train_head", "study_head",

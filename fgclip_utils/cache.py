@@ -20,6 +20,8 @@ CACHE_FOLDERS: dict[str, str] = {
     "synthetic": "the synthetic benchmark (`test`, `train`, `val`, one seed each)",
     "embeddings": "crop and caption embeddings, one file per model, weights, precision, split file content, scale "
                   "factor and set of available images; `crops-*.npy` while an extraction runs",
+    "detectors": "detector predictions per split (`<detector>_<split>_<key>.pt`) and the smoke profile's tiny "
+                 "random-init detectors (`tiny/`); hub weights stay in the Hugging Face cache",
     "checkpoints": "best state dict of every head notebook 02 trained, per profile and backbone",
     "results": "the tables behind every figure",
 }

@@ -5,6 +5,7 @@ one command, many backbones, resumable, machine-readable results.
     fgclip evaluate --profile full --model-set openai --output records/ --skip-existing
     fgclip evaluate --profile full --model ViT-B-16 ViT-L-14 --pretrained openai --splits hard color
     fgclip train --profile full --model ViT-B-16 --pretrained openai --kind paper-linear --output records/
+    fgclip detect --profile full --detector owlvit-b16 owlv2-l14 --output records/   # the detectors, same metric
     fgclip build records/                  # merge the JSON records into records/results.csv
     fgclip figures --profile full          # redraw every paper figure from the cached result tables
     fgclip models [--set laion] [--sizes]  # the named sets of backbones
@@ -26,6 +27,7 @@ import difflib
 import sys
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -179,6 +181,61 @@ def cmd_evaluate(args) -> int:
     return _report_failures(failures)
 
 
+DETECTOR_TASK = "detector_ranking"
+DETECTOR_METRICS = ("paper_n", "mean_rank_at_n", "n_kept", "chance_mean_rank_at_n", "accuracy", "mrr", "n",
+                    "no_overlap", "long_vocabulary", "too_few_negatives", "missing_images")
+
+
+def cmd_detect(args) -> int:
+    """The detectors through the FG-OVD authors' rank protocol: one record per (detector, split), task
+    ``detector_ranking``, on the same Mean Rank at N as ``evaluate``."""
+    from .atomic_io import sha256_file
+    from .data.benchmark_data import load_benchmark
+    from .evaluation.detector_ranking import evaluate_detectors
+    from .extraction.detectors import DETECTOR_SPECS, spec_of
+    from .results import Run, run_settings, split_dataset, write_record
+
+    P = _profile(args)
+    splits = _splits(args.splits)
+    names = args.detector or list(P.detectors)
+    try:
+        specs = [spec_of(n) for n in names]
+    except KeyError as exc:
+        close = {n: difflib.get_close_matches(n, list(DETECTOR_SPECS), n=3) for n in names if n not in DETECTOR_SPECS}
+        raise UsageError(f"{exc.args[0]} (close matches: {close})") from exc
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    bench = load_benchmark(P, "test", splits)
+    source = "synthetic" if P.synthetic else "fgovd"
+    written, failures = [], []
+    for spec in specs:
+        try:
+            table = evaluate_detectors([spec.name], bench, P.paper_n, device=args.device,
+                                       progress=not args.no_progress)
+        except (ImportError, OSError, RuntimeError, ValueError) as exc:
+            failures.append(SimpleNamespace(backbone=f"{spec.name} ({spec.hub_id})",
+                                            error=f"{type(exc).__name__}: {exc}"))
+            continue
+        run = Run(P.name, (spec.name, spec.hub_id), spec.hub_id, run_settings(P))
+        for _, row in table.iterrows():
+            metrics = {c: (None if row[c] != row[c] else row[c].item() if hasattr(row[c], "item") else row[c])
+                       for c in DETECTOR_METRICS}
+            split = bench.splits[row["split"]]
+            written.append(write_record(run, split_dataset(source, row["split"]), DETECTOR_TASK, metrics, folder=out,
+                                        method=row["method"], split=row["split"], split_file=split.path.name,
+                                        split_file_sha256=sha256_file(split.path), detector=spec.name,
+                                        protocol="FG-OVD evaluation/ranks.py: NMS 0.5, matched prediction's "
+                                                 "vocabulary scores, ties against, no overlap = worst"))
+        ranks = table.set_index("split")["mean_rank_at_n"]
+        print(f"{spec.title}: mean rank at N per split " + ", ".join(f"{k} {v:.3f}" for k, v in ranks.items()))
+    if P.disclaimer:
+        print("NOTE:", P.disclaimer, "(and random-init tiny detectors)")
+    print(f"{len(written)} records written, {len(failures)} detector(s) failed; profile {P.name}, metric: the "
+          f"paper's Mean Rank at N (1 is best)")
+    _build(out)
+    return _report_failures(failures)
+
+
 def cmd_train(args) -> int:
     from .heads.architectures import HEAD_KINDS
     from .results import FINE_GRAINED_TASK
@@ -279,6 +336,15 @@ def parser() -> argparse.ArgumentParser:
     _backbone_arguments(p)
     _common(p)
     p.set_defaults(func=cmd_evaluate)
+    p = sub.add_parser("detect", help="the detectors built on CLIP (OWL-ViT, OWLv2, NoctOWL) on the same metric")
+    p.add_argument("--detector", nargs="+", default=None, metavar="NAME",
+                   help="detector names (default: the profile's; see fgclip_utils.DETECTORS)")
+    p.add_argument("--profile", default=None, help="smoke or full (default: $FGCLIP_PROFILE, else smoke)")
+    p.add_argument("--splits", nargs="+", default=None, metavar="SPLIT", help="test splits (default: all eight)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    p.add_argument("--output", default="fgclip_records", metavar="DIR", help="folder of the JSON records and CSV")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_detect)
     p = sub.add_parser("train", help="train a head per backbone (paper's or study's recipe) and evaluate it")
     _backbone_arguments(p)
     _common(p)

@@ -7,7 +7,8 @@ every such package that is installed is pinned to its installed version in a pip
 is installed with its core dependencies only (Jupyter, papermill and the test tools are extras it does not need
 there): pip adds what is missing (open_clip_torch, umap-learn, ...) and, if something would need a pinned
 package changed, stops with an error instead of changing it. Running it again is harmless: what is installed is
-left as it is.
+left as it is. Hugging Face ``transformers`` (notebook 01's detectors) is added only if the runtime has none: the
+one Colab ships is kept, with the libraries it was built against. The constraints file is removed afterwards.
 
     python fgclip_utils/colab_install.py [REPO_DIR]
 """
@@ -22,7 +23,9 @@ from pathlib import Path
 # what a running kernel has imported or depends on: never upgraded or downgraded in place
 KEEP = ("torch", "torchvision", "torchaudio", "numpy", "scipy", "pandas", "scikit-learn", "matplotlib", "pillow",
         "ipython", "ipykernel", "ipywidgets", "widgetsnbextension", "jupyterlab-widgets", "jupyter-client",
-        "jupyter-core", "tornado", "traitlets", "pyzmq", "tqdm")
+        "jupyter-core", "tornado", "traitlets", "pyzmq", "tqdm", "transformers", "tokenizers", "huggingface-hub",
+        "safetensors")
+DETECTOR_REQUIREMENT = "transformers>=4.40"  # as the package's `detectors` extra asks
 
 
 def installed_versions(names=KEEP) -> dict[str, str]:
@@ -45,14 +48,27 @@ def install_command(repo: Path, constraints_file: Path) -> list[str]:
             "--editable", str(repo)]
 
 
+def detector_command(constraints_file: Path) -> list[str] | None:
+    """The pip command adding ``transformers`` under the constraints, or None when the runtime has it already."""
+    try:
+        metadata.version("transformers")
+        return None
+    except metadata.PackageNotFoundError:
+        return [sys.executable, "-m", "pip", "install", "--quiet", "--constraint", str(constraints_file),
+                DETECTOR_REQUIREMENT]
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     repo = Path(argv[0] if argv else Path(__file__).resolve().parents[1])
     pins = installed_versions()
-    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as fh:
-        fh.write(constraints(pins))
-    command = install_command(repo, Path(fh.name))
-    result = subprocess.run(command)
+    with tempfile.TemporaryDirectory(prefix="fgclip-install-") as tmp:
+        pins_file = Path(tmp) / "constraints.txt"
+        pins_file.write_text(constraints(pins))
+        result = subprocess.run(install_command(repo, pins_file))
+        extra = detector_command(pins_file) if result.returncode == 0 else None
+        if extra is not None:
+            result = subprocess.run(extra)
     if result.returncode != 0:
         print(f"\nThe install stopped rather than replace a package the running kernel uses (pinned: "
               f"{', '.join(f'{k} {v}' for k, v in sorted(pins.items()))}). Re-run this cell; if it fails again, "

@@ -45,19 +45,27 @@ class Session:
 
 def start(profile: str | None = None, *, backbones=None, backbone=None, device: str | torch.device | None = None,
           scale_factor: float | None = None, epochs: int | None = None, warmup_images: int | None = None,
-          **shown) -> Session:
+          with_q1_backbones: bool = False, detectors=None, **shown) -> Session:
     """Resolve a notebook's parameters into a :class:`Session` and print what it will run.
 
     ``profile`` None means ``$FGCLIP_PROFILE``, else ``smoke``. ``backbones`` (a list of (name, pretrained)) or
     ``backbone`` (one pair) replace the profile's; ``scale_factor``, ``epochs`` and ``warmup_images`` (the
-    paper recipe's stage-1 images), when given, replace the profile's settings. ``shown`` are further parameters
-    printed with the rest.
+    paper recipe's stage-1 images), when given, replace the profile's settings. ``with_q1_backbones`` (notebook
+    01) adds the profile's :attr:`~fgclip_utils.profiles.Profile.q1_backbones` when ``backbones`` is not given;
+    ``detectors`` (names of :data:`~fgclip_utils.DETECTORS`) replace the profile's. ``shown`` are further
+    parameters printed with the rest.
     """
     P = get_profile(profile)
     if backbone is not None:
         backbones = [backbone]
     if backbones:
         P = P.with_backbones(backbones)
+    elif with_q1_backbones:
+        P = P.with_backbones([*P.backbones, *(b for b in P.q1_backbones if b not in P.backbones)])
+    if detectors is not None:
+        from .extraction.detectors import spec_of
+
+        P = replace(P, detectors=tuple(spec_of(d).name for d in detectors))
     if scale_factor is not None:
         P = replace(P, extract=replace(P.extract, scale_factor=float(scale_factor)))
     if epochs is not None:

@@ -96,6 +96,10 @@ class Profile:
     extract: ExtractConfig = field(default_factory=ExtractConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     paper: PaperRecipe = field(default_factory=PaperRecipe)
+    # the paper's first question (notebook 01): the detectors built on CLIP, and the CLIP backbones its figure
+    # compares with them besides ``backbones``; neither changes a CLIP number, so runs are not keyed by them
+    detectors: tuple[str, ...] = ()
+    q1_backbones: tuple[tuple[str, str | None], ...] = ()
 
     @property
     def synthetic(self) -> bool:
@@ -124,12 +128,15 @@ PROFILES: dict[str, Profile] = {
         # the paper's recipe, scaled to 600 synthetic objects: smaller batches, larger steps
         paper=PaperRecipe(warmup=StageConfig("warmup", lr=2e-3, margin=0.2, batch_size=32),
                           finetune=StageConfig("fg-ovd", lr=2e-3, margin=0.05, batch_size=32)),
+        detectors=("owlvit-tiny", "owlv2-tiny"),  # random-init, 1 layer: the path, not OWL
     ),
     "full": Profile(
         name="full", backbones=(("ViT-B-16", "openai"),), disclaimer="",
         data=DataConfig(synthetic=False),
         extract=ExtractConfig(batch_size=256, precision="half"),  # fp16 autocast on GPU, near their fp16 model
         train=TrainConfig(epochs=30, batch_size=256, lr=1e-4, patience=5),
+        detectors=("owlvit-b16", "owlvit-l14", "owlv2-b16", "owlv2-l14"),  # the checkpoints the FG-OVD authors ran
+        q1_backbones=(("ViT-L-14", "openai"),),  # the paper's figure: CLIP B/16 and L/14 beside the detectors
     ),
 }
 

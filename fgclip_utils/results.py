@@ -34,6 +34,8 @@ from .profiles import PROFILES, Profile, profile_from_settings
 RESULT_TABLES: dict[str, tuple[str, tuple[str, ...]]] = {
     "nb01_vanilla_clip": ("vanilla CLIP per split: the paper's mean rank at N and the study's accuracy (notebook 01)",
                           ("method", "split", "paper_n", "mean_rank_at_n", "n_kept", "accuracy", "n")),
+    "nb01_clip_vs_detectors": ("CLIP on crops beside the detectors built on it: mean rank at N per split (notebook 01)",
+                               ("method", "family", "split", "paper_n", "mean_rank_at_n", "n_kept")),
     "nb01_failures_hard": ("Hard-split crops whose best negative beats the positive (notebook 01)",
                            ("annotation_id", "image_id", "rank", "positive", "winner", "method", "scale_factor")),
     "nb02_paper_heads": ("the paper's heads, vanilla CLIP and the released heads, in Table B's layout (notebook 02)",
@@ -63,9 +65,9 @@ def _slug(text: str) -> str:
 
 
 def run_settings(profile: Profile) -> dict:
-    """Everything of ``profile`` that changes its numbers (its name, disclaimer and backbones aside)."""
+    """Everything of ``profile`` that changes its numbers (its name, disclaimer, backbones and detectors aside)."""
     settings = asdict(profile)
-    for key in ("name", "disclaimer", "backbones"):
+    for key in ("name", "disclaimer", "backbones", "detectors", "q1_backbones"):
         settings.pop(key)
     return settings
 

@@ -61,3 +61,19 @@ def test_outside_colab_drive_is_left_alone_and_outputs_are_zipped(tmp_path, monk
     assert "fgclip-outputs/figures/fig01_x_smoke.png" in names
     assert "fgclip-outputs/results/smoke/run/nb01_vanilla_clip.csv" in names
     assert not any("embeddings" in n for n in names)  # caches stay out of the archive
+
+
+def test_transformers_is_added_only_when_missing(tmp_path, monkeypatch):
+    assert colab_install.detector_command(tmp_path / "pins.txt") is None  # installed here (the test extra)
+    assert "transformers" in colab_install.KEEP  # and so pinned, never replaced
+    real = colab_install.metadata.version
+
+    def without_transformers(name):
+        if name == "transformers":
+            raise colab_install.metadata.PackageNotFoundError(name)
+        return real(name)
+
+    monkeypatch.setattr(colab_install.metadata, "version", without_transformers)
+    cmd = colab_install.detector_command(tmp_path / "pins.txt")
+    assert cmd[-1] == colab_install.DETECTOR_REQUIREMENT and cmd[cmd.index("--constraint") + 1] == str(
+        tmp_path / "pins.txt")

@@ -60,6 +60,12 @@ def _split_mean_rank(ctx: FigureContext) -> plt.Figure:
                                                    ctx.disclaimer)
 
 
+def _clip_vs_detectors(ctx: FigureContext) -> plt.Figure:
+    return fine_grained_plots.plot_split_mean_rank(
+        ctx.table("nb01_clip_vs_detectors"), None, ctx.disclaimer,
+        title="CLIP on object crops beside the detectors built on it: mean rank of the positive among N")
+
+
 def _failures_hard(ctx: FigureContext) -> plt.Figure:
     worst = ctx.table("nb01_failures_hard")
     bench = ctx.test_benchmark()
@@ -125,6 +131,7 @@ def _sweep_head_gain(ctx: FigureContext) -> plt.Figure:
 FIGURES: dict[str, FigureSpec] = {spec.stem: spec for spec in (
     FigureSpec("fig01_split_mean_rank", "01", ("nb01_vanilla_clip",), _split_mean_rank),
     FigureSpec("fig02_failures_hard", "01", ("nb01_failures_hard",), _failures_hard),
+    FigureSpec("fig01b_clip_vs_detectors", "01", ("nb01_clip_vs_detectors",), _clip_vs_detectors),
     FigureSpec("fig03_fg_vs_coco", "02", ("nb02_paper_heads",), _fg_vs_coco),
     FigureSpec("fig04_heads_per_split", "02", ("nb02_paper_heads",), _heads_per_split),
     FigureSpec("fig05_paper_training", "02", ("nb02_paper_heads", "nb02_history"), _paper_training),
