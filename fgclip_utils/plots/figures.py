@@ -61,8 +61,9 @@ def _split_mean_rank(ctx: FigureContext) -> plt.Figure:
 
 
 def _clip_vs_detectors(ctx: FigureContext) -> plt.Figure:
+    disclaimer = ctx.disclaimer and f"{ctx.disclaimer}; the detectors too are random-init tiny models"
     return fine_grained_plots.plot_split_mean_rank(
-        ctx.table("nb01_clip_vs_detectors"), None, ctx.disclaimer,
+        ctx.table("nb01_clip_vs_detectors"), None, disclaimer,
         title="CLIP on object crops beside the detectors built on it: mean rank of the positive among N")
 
 
