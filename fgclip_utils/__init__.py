@@ -29,6 +29,7 @@ from .extraction.detectors import DETECTORS
 
 # evaluation
 from .evaluation.ranking import fixed_n_ranks, rank_positive, summarize
+from .evaluation.bootstrap import bootstrap_ci, paired_bootstrap
 from .evaluation.fine_grained import METRIC_NOTE, annotation_scores, evaluate_split, evaluate_splits, failures
 from .evaluation.method_results import mean_rank_columns, method_row, methods_table
 from .evaluation.paper_comparison import (coco_baselines, paper_layout, paper_vs_ours, released_vs_paper,
@@ -70,7 +71,8 @@ __all__ = [
     # extraction
     "TINY_MODEL", "load_clip", "encode_texts", "profile_caption_embeddings", "profile_embeddings", "DETECTORS",
     # evaluation
-    "fixed_n_ranks", "rank_positive", "summarize", "METRIC_NOTE", "annotation_scores", "evaluate_split",
+    "fixed_n_ranks", "rank_positive", "summarize", "bootstrap_ci", "paired_bootstrap",
+    "METRIC_NOTE", "annotation_scores", "evaluate_split",
     "evaluate_splits", "failures", "mean_rank_columns", "method_row", "methods_table", "coco_baselines",
     "paper_layout", "paper_vs_ours", "released_vs_paper", "vanilla_vs_paper", "attribute_labels", "attribute_sample",
     "embedding_spaces", "separability_table", "umap_table", "detector_rank",

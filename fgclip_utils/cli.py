@@ -182,8 +182,9 @@ def cmd_evaluate(args) -> int:
 
 
 DETECTOR_TASK = "detector_ranking"
-DETECTOR_METRICS = ("paper_n", "mean_rank_at_n", "n_kept", "chance_mean_rank_at_n", "accuracy", "mrr", "n",
-                    "no_overlap", "long_vocabulary", "too_few_negatives", "missing_images")
+DETECTOR_METRICS = ("paper_n", "mean_rank_at_n", "mean_rank_at_n_ci_low", "mean_rank_at_n_ci_high", "n_kept",
+                    "chance_mean_rank_at_n", "accuracy", "mrr", "n", "no_overlap", "long_vocabulary",
+                    "too_few_negatives", "missing_images")
 
 
 def cmd_detect(args) -> int:

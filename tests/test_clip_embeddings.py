@@ -111,16 +111,24 @@ def test_a_local_dir_backbone_loads_its_config_and_weights(tmp_path):
                           encode_texts(load_clip(TINY_MODEL, device="cpu", seed=9), texts, progress=False), atol=1e-6)
 
 
-def test_a_tokenizer_that_needs_an_extra_says_which():
+def test_a_tokenizer_that_needs_an_extra_says_which(monkeypatch):
+    import builtins
+    import sys
+
     from fgclip_utils.extraction.clip_models import _tokenizer
 
-    try:
-        import transformers  # noqa: F401
-    except ImportError:
-        with pytest.raises(ImportError, match=r"install the 'siglip' extra"):
-            _tokenizer("ViT-B-16-SigLIP")
-    else:
-        pytest.skip("transformers is installed here: the SigLIP tokenizer loads, nothing to name")
+    real = builtins.__import__
+
+    def without_transformers(name, *args, **kwargs):  # the test extra installs transformers: hide it
+        if name == "transformers" or name.startswith("transformers."):
+            raise ImportError("No module named 'transformers'", name="transformers")
+        return real(name, *args, **kwargs)
+
+    for module in [m for m in sys.modules if m == "transformers" or m.startswith("transformers.")]:
+        monkeypatch.delitem(sys.modules, module)
+    monkeypatch.setattr(builtins, "__import__", without_transformers)
+    with pytest.raises(ImportError, match=r"install the 'siglip' extra"):
+        _tokenizer("ViT-B-16-SigLIP")
 
 
 def test_embed_split_shapes_dedup_and_cache(tiny_clip, synth_bench, tmp_path):

@@ -23,6 +23,7 @@ from torchvision.ops import batched_nms, box_convert
 
 from ..data.fgovd import SPLITS
 from ..extraction.detectors import detect_split, load_detector
+from .bootstrap import bootstrap_ci
 from .ranking import chance_mean_rank, summarize
 
 NMS_IOU = 0.5
@@ -106,8 +107,10 @@ def detector_split_row(predictions, method: str) -> dict:
     n = predictions.n_negatives
     summary = summarize(ranks)
     info = SPLITS.get(predictions.split)
+    low, high = bootstrap_ci(ranks) if len(ranks) else (float("nan"), float("nan"))
     return {"method": method, "split": predictions.split, "title": info.title if info else predictions.split,
-            "paper_n": n, "mean_rank_at_n": summary["mean_rank"], "n_kept": summary["n"],
+            "paper_n": n, "mean_rank_at_n": summary["mean_rank"], "mean_rank_at_n_ci_low": low,
+            "mean_rank_at_n_ci_high": high, "n_kept": summary["n"],
             "chance_mean_rank_at_n": chance_mean_rank(n), "accuracy": summary["accuracy"], "mrr": summary["mrr"],
             "n": summary["n"], "no_overlap": sum(not m for _, m in ranked),
             **{k: int(v) for k, v in predictions.counts.items()}, "detector": predictions.meta.get("detector")}
@@ -132,7 +135,8 @@ def evaluate_detectors(names, bench, n_negatives: Mapping[str, int], *, device=N
 def clip_vs_detectors(clip_tables, detector_table: pd.DataFrame) -> pd.DataFrame:
     """CLIP's per-split tables (``nb01_vanilla_clip``, one per backbone) and the detectors' on shared columns, with
     ``family`` saying which is which: what the paper's first figure compares."""
-    columns = ["method", "split", "title", "paper_n", "mean_rank_at_n", "n_kept", "chance_mean_rank_at_n"]
+    columns = ["method", "split", "title", "paper_n", "mean_rank_at_n", "mean_rank_at_n_ci_low",
+               "mean_rank_at_n_ci_high", "n_kept", "chance_mean_rank_at_n"]
     parts = [t[columns].assign(family="CLIP (crops)") for t in clip_tables]
     parts.append(detector_table[columns].assign(family="detector (full image)"))
     return pd.concat(parts, ignore_index=True)

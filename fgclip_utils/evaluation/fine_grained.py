@@ -14,6 +14,7 @@ import torch
 
 from ..data.fgovd import SPLITS, Split
 from ..extraction.embedding_cache import SplitEmbeddings
+from .bootstrap import bootstrap_ci
 from .ranking import PAPER_N, chance_mean_rank, fixed_n_ranks, rank_positive, summarize
 from .similarity import Similarity, cosine, input_space
 
@@ -70,11 +71,15 @@ def evaluate_split(emb: SplitEmbeddings, similarity: Similarity | None = None, s
     summary = {**summarize(ranks), "chance": float((1 / n_candidates).mean()) if len(n_candidates) else float("nan")}
     n = n_negatives if n_negatives is not None else PAPER_N.get(split)
     paper_ranks = kept = None
-    paper = {"paper_n": n, "mean_rank_at_n": float("nan"), "n_kept": 0,
+    paper = {"paper_n": n, "mean_rank_at_n": float("nan"), "mean_rank_at_n_ci_low": float("nan"),
+             "mean_rank_at_n_ci_high": float("nan"), "n_kept": 0,
              "chance_mean_rank_at_n": chance_mean_rank(n) if n else float("nan")}
     if n:
         paper_ranks, kept = fixed_n_ranks(scores, n)
         paper.update(mean_rank_at_n=summarize(paper_ranks)["mean_rank"], n_kept=int(kept.sum()))
+        if len(paper_ranks):  # 95% percentile bootstrap over the kept annotations
+            low, high = bootstrap_ci(paper_ranks)
+            paper.update(mean_rank_at_n_ci_low=low, mean_rank_at_n_ci_high=high)
     summary = {**paper, **summary, "identical_negatives": int(emb.meta.get("identical_negatives", 0))}
     return SplitResult(split=split, summary=summary, ranks=ranks, scores=scores, n_skipped=emb.n_skipped,
                        n_missing_images=emb.n_missing_images, paper_ranks=paper_ranks, paper_kept=kept)
@@ -83,7 +88,8 @@ def evaluate_split(emb: SplitEmbeddings, similarity: Similarity | None = None, s
 def evaluate_splits(embeddings: Mapping[str, SplitEmbeddings], similarity: Similarity | None = None,
                     method: str = "CLIP (cosine)", n_negatives: Mapping[str, int] | None = None,
                     **kwargs) -> pd.DataFrame:
-    """One row per split: the paper's ``mean_rank_at_n`` (with ``paper_n``, ``n_kept``, its chance level), the
+    """One row per split: the paper's ``mean_rank_at_n`` (with its 95% bootstrap interval over the kept annotations,
+    ``mean_rank_at_n_ci_low`` / ``_ci_high``, and ``paper_n``, ``n_kept``, its chance level), the
     study's ``accuracy``, ``mean_rank``, ``mrr`` over all negatives (``n`` rows, its chance), ``skipped``,
     ``missing_images``, ``identical_negatives``, and the method's name. ``n_negatives`` maps a split to its N
     (default :data:`PAPER_N`; a profile's is :attr:`~fgclip_utils.profiles.Profile.paper_n`)."""
