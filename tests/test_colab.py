@@ -77,3 +77,23 @@ def test_transformers_is_added_only_when_missing(tmp_path, monkeypatch):
     cmd = colab_install.detector_command(tmp_path / "pins.txt")
     assert cmd[-1] == colab_install.DETECTOR_REQUIREMENT and cmd[cmd.index("--constraint") + 1] == str(
         tmp_path / "pins.txt")
+
+
+def test_every_notebook_asks_colab_for_a_gpu_and_its_param_defaults_are_options():
+    import ast
+    import re
+
+    for path in sorted((ROOT / "notebooks").glob("0*.ipynb")):
+        nb = json.loads(path.read_text())
+        assert nb["metadata"].get("accelerator") == "GPU", path.name  # the badge opens a GPU runtime
+        assert "colab" in nb["metadata"], path.name
+        for cell in nb["cells"]:
+            for line in "".join(cell["source"]).splitlines():
+                form = re.match(r"\s*\w+ = (.+?)\s+# @param (.+)$", line)
+                if not form:
+                    continue
+                default, spec = ast.literal_eval(form.group(1)), form.group(2)
+                if spec.startswith("["):
+                    assert default in ast.literal_eval(spec), (path.name, line)
+                else:
+                    assert spec == '{type:"boolean"}' and isinstance(default, bool), (path.name, line)
