@@ -110,6 +110,14 @@ def test_a_trickling_server_is_cut_at_the_deadline(server, tmp_path):
     assert time.monotonic() - start < 4 and not list(tmp_path.iterdir())
 
 
+def test_a_silent_server_cannot_hold_an_attempt_past_the_deadline(server, tmp_path):
+    url = server.add("stalled.bin", b"z", delay=6.0)  # answers only after 6 s
+    start = time.monotonic()
+    with pytest.raises(DownloadError, match="could not download"):
+        download_file(url, tmp_path / "st.bin", deadline=1.5, timeout=10, retries=2, backoff=0)
+    assert time.monotonic() - start < 3.5 and not list(tmp_path.iterdir())  # not the 10 s per-attempt timeout
+
+
 def test_retry_after_is_honoured(server, tmp_path):
     url = server.add("busy.bin", b"done", fail_first=1, headers={"Retry-After": "1"})
     start = time.monotonic()

@@ -7,7 +7,8 @@ again, one that passes is never downloaded twice. Every download is bounded:
 - only ``http`` and ``https`` URLs are fetched, and redirects are followed only to ``http``/``https``;
 - ``max_bytes`` caps the size (an announced ``Content-Length`` over it fails before any byte is read);
 - ``deadline`` caps the total seconds one file may take, all attempts and waits included, so a server that
-  trickles bytes cannot hold a worker forever (``timeout`` bounds each connect and read);
+  trickles bytes cannot hold a worker forever (``timeout`` bounds each connect and read, and never exceeds the
+  time the deadline leaves);
 - time-outs, dropped connections, truncated bodies and 5xx/429 answers are retried with exponential backoff,
   or after the server's ``Retry-After`` when it sends one; a 4xx answer, a refused scheme, a size over the
   cap and an OS error that retrying cannot mend (read-only or full disk, permission denied, a folder where
@@ -116,8 +117,11 @@ def _retry_after(headers) -> float | None:
 def _fetch_once(url: str, tmp: Path, timeout: float, max_bytes: int | None, give_up_at: float,
                 cancel: threading.Event | None) -> None:
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
-    try:
-        response = _OPENER.open(request, timeout=timeout)
+    left = give_up_at - time.monotonic()
+    if left <= 0:
+        raise DownloadError("the deadline passed before this attempt")
+    try:  # an attempt never waits past the deadline: its connect and read timeout is at most the time left
+        response = _OPENER.open(request, timeout=min(timeout, left))
     except urllib.error.HTTPError as exc:
         if exc.code == 429 or exc.code >= 500:
             raise _Retryable(f"HTTP {exc.code}", _retry_after(exc.headers)) from exc
