@@ -1,8 +1,9 @@
 """An offline rehearsal of the `full` profile: notebooks 01-03 run top to bottom in `full` against a local server
 laid out like the upstream sources (FG-OVD's repository at its pinned commit, COCO's image and annotation hosts,
-CLIP_benchmark's Karpathy files, FG-CLIP's released heads), with only the model swapped for `fgclip-tiny` and
-the data small. Every download goes through the asset registry and its hash check; a URL template, a file
-layout or a parser that disagreed with the registry would fail here (the server answers 404 to anything else).
+CLIP_benchmark's Karpathy files, FG-CLIP's released heads), with only the models swapped (`fgclip-tiny`, the
+tiny detectors) and the data small. Every download goes through the asset registry and its hash check; a URL
+template, a file layout or a parser that disagreed with the registry would fail here (the server answers 404 to
+anything else).
 
 The served files are the test's own: split files made from the synthetic benchmark, rewritten to COCO file
 names and URLs, with each annotation's negatives padded to the paper's N = 10 (the synthetic attribute splits
@@ -28,9 +29,11 @@ from fgclip_utils.data import synthetic
 from fgclip_utils.data.assets import FGOVD_SUBSETS, KARPATHY_SPLIT_FILES, coco_image_url
 from fgclip_utils.data.fgovd import DIFFICULTY_SPLITS, SPLITS
 from fgclip_utils.heads.fgclip_checkpoints import FGCLIP_CHECKPOINTS, download_fgclip_checkpoint, load_fgclip_checkpoint
+from fgclip_utils.plots.figures import FIGURES
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["fgclip-tiny", None]
+TINY_DETECTORS = ["owlvit-tiny", "owlv2-tiny"]  # the detectors swapped like the model: no hub is reached
 N_NEGATIVES = 10
 SERVED = {"test": list(SPLITS), "train": list(DIFFICULTY_SPLITS), "val": ["hard"]}  # what the notebooks use
 TEMPLATES = ("a picture of {}", "an image with {}", "a photo showing {}", "{} on a textured background",
@@ -151,7 +154,7 @@ def test_the_full_profile_end_to_end_against_a_local_copy_of_its_sources(upstrea
                                                                        cache_dir, tmp_path, monkeypatch):
     served, warmup_images = upstream_like_the_real_sources
     monkeypatch.setenv("FGCLIP_FIGURES", str(tmp_path / "figures"))
-    _run("01_clip_fine_grained_evaluation.ipynb", tmp_path, backbones=[TINY])
+    _run("01_clip_fine_grained_evaluation.ipynb", tmp_path, backbones=[TINY], detectors=TINY_DETECTORS)
     # notebook 01 downloads the test splits only
     assert all(upstream.hits(k) == (1 if k.startswith("fgovd/benchmarks/") else 0) for k in served)
     _run("02_projection_heads.ipynb", tmp_path, backbone=TINY, study_kinds=["linear"], losses=["triplet"])
@@ -180,7 +183,9 @@ def test_the_full_profile_end_to_end_against_a_local_copy_of_its_sources(upstrea
     assert ours[["fg", "mean_rank_sum", "i2t_r1", "t2i_r1", "authors_i2t_r1", "authors_t2i_r1"]].notna().all().all()
     warmup = results.load_table(results.history_table("paper-linear", "warmup"), run)
     assert list(warmup["epoch"]) == list(range(11))  # epoch 0 evaluates only, then 10 epochs
-    assert len(list((tmp_path / "figures").glob("*_full_fgclip-tiny-random0.png"))) == 8
+    per_run = [stem for stem, spec in FIGURES.items() if spec.scope == "run"]  # notebook 04's are per sweep
+    assert sorted(p.name for p in (tmp_path / "figures").glob("*_full_fgclip-tiny-random0.png")) == sorted(
+        f"{stem}_full_fgclip-tiny-random0.png" for stem in per_run)
 
     # the released heads: all eight fetched through the registry, verified, and loaded into their paper heads
     for name, kind in FGCLIP_CHECKPOINTS.items():
