@@ -3,8 +3,8 @@
 The workload is the study's: every annotation of the chosen splits of a synthetic benchmark (default: all
 eight), i.e. one crop plus its positive and negative captions each; or, with ``--images DIR``, the four
 quadrant crops of every image in a folder (no captions). The naive loop
-(:mod:`fgclip_utils.extraction.reference_loop`) opens the image for every annotation and encodes one crop and one
-annotation's captions at a time in fp32; the pipeline (:func:`fgclip_utils.embeddings.embed_splits`, into an
+(``benchmarks/reference_loop.py``) opens the image for every annotation and encodes one crop and one
+annotation's captions at a time in fp32; the pipeline (:func:`fgclip_utils.embed_splits`, into an
 empty temporary cache) decodes each image once, shares objects and captions across splits, preprocesses in
 DataLoader workers and batches. Prints crops/s of both and the ratio, how far their embeddings differ, the
 model's forward FLOPs per crop and the fraction of the device's peak that the pipeline's crop encoding
@@ -25,8 +25,10 @@ from pathlib import Path
 
 import torch
 from photo_folder import IMAGE_SUFFIXES, quadrant_crops  # beside this script
+from reference_loop import naive_crop_embedding, naive_embed_split
 from throughput import forward_flops, matmul_tflops, nominal_peak_tflops
 
+from fgclip_utils.data.benchmark_data import Benchmark
 from fgclip_utils.data.coco_images import image_path
 from fgclip_utils.data.fgovd import SPLITS, load_split
 from fgclip_utils.data.synthetic import image_root, make_benchmark
@@ -40,7 +42,7 @@ from fgclip_utils.extraction.crop_pipeline import (
     plan_crops,
 )
 from fgclip_utils.extraction.embedding_cache import embed_splits
-from fgclip_utils.extraction.reference_loop import naive_crop_embedding, naive_embed_split
+from fgclip_utils.profiles import ExtractConfig
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -78,8 +80,9 @@ def synthetic_run(bundle, args, work: Path, stats: PipelineStats) -> dict:
     t_naive = time.perf_counter() - start
 
     start = time.perf_counter()
-    ours = embed_splits(bundle, splits, root, cache_dir=work / "cache", batch_size=args.batch_size,
-                        workers=args.workers, precision=args.precision, progress=False, stats=stats)
+    ours = embed_splits(bundle, Benchmark.of(splits, root), cache_dir=work / "cache", workers=args.workers,
+                        extract=ExtractConfig(batch_size=args.batch_size, precision=args.precision),
+                        progress=False, stats=stats)
     t_ours = time.perf_counter() - start
 
     d_image = d_text = 0.0

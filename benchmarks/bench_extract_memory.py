@@ -2,7 +2,7 @@
 
 For each size, a synthetic benchmark of that many objects is rendered (once; ``--bench-dir`` keeps them for
 the next run), then a fresh process parses its Hard split, loads the model, records its resident memory,
-runs :func:`fgclip_utils.embeddings.embed_split` into an empty cache and reports the peak (VmHWM) and how
+runs :func:`fgclip_utils.embed_splits` into an empty cache and reports the peak (VmHWM) and how
 much the extraction added to it, next to what holding every preprocessed crop at once would take. Linux only
 (reads /proc/self/status).
 
@@ -34,10 +34,12 @@ def measure(args) -> dict:
     """One size, in this (fresh) process."""
     import torch
 
+    from fgclip_utils.data.benchmark_data import Benchmark
     from fgclip_utils.data.fgovd import load_split
     from fgclip_utils.data.synthetic import image_root, make_benchmark
     from fgclip_utils.extraction.clip_models import load_clip
-    from fgclip_utils.extraction.embedding_cache import embed_split
+    from fgclip_utils.extraction.embedding_cache import embed_splits
+    from fgclip_utils.profiles import ExtractConfig
 
     bench = Path(args.bench)
     split = load_split(make_benchmark(bench, n_objects=args.objects, seed=0)["hard"], "hard")  # already there
@@ -45,8 +47,8 @@ def measure(args) -> dict:
     base = vm("VmRSS")
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="fgclip-mem-") as cache:
-        emb = embed_split(bundle, split, image_root(bench), cache_dir=cache, batch_size=args.batch_size,
-                          workers=args.workers, progress=False)
+        emb = embed_splits(bundle, Benchmark.of([split], image_root(bench)), cache_dir=cache, workers=args.workers,
+                           extract=ExtractConfig(batch_size=args.batch_size), progress=False)["hard"]
     wall = time.perf_counter() - start
     height, width = bundle.image_size
     return {"crops": len(emb), "seconds": wall, "baseline_mib": base, "peak_mib": vm("VmHWM"),

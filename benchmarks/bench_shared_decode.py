@@ -22,7 +22,6 @@ from fgclip_utils.extraction.clip_models import default_device, load_clip
 from fgclip_utils.extraction.crop_pipeline import (
     default_workers,
     encode_crops,
-    iter_crop_embeddings_many,
     plan_crops,
     shared_decode_groups,
 )
@@ -54,10 +53,7 @@ def main(argv=None) -> dict:
         alone = [encode_crops(b, plan, **opts) for b in bundles]
         t_alone = time.perf_counter() - start
         start = time.perf_counter()
-        shared = [torch.empty_like(a) for a in alone]
-        for first, embs in iter_crop_embeddings_many(bundles, plan, **opts):
-            for out, emb in zip(shared, embs, strict=True):
-                out[first:first + len(emb)] = emb
+        shared = encode_crops(bundles, plan, **opts)
         t_shared = time.perf_counter() - start
     identical = all(torch.equal(a, s) for a, s in zip(alone, shared, strict=True))
     n = len(plan) * len(bundles)

@@ -24,7 +24,7 @@ from .data.reported_results import FGOVD_CITATION, paper_results, reported_detec
 # extraction
 from .extraction.clip_models import TINY_MODEL, load_clip
 from .extraction.clip_forward import encode_texts
-from .extraction.embedding_cache import profile_caption_embeddings, profile_embeddings
+from .extraction.embedding_cache import embed_captions, embed_splits
 from .extraction.detectors import DETECTORS
 
 # evaluation
@@ -69,7 +69,7 @@ __all__ = [
     "ASSETS", "PAPER_N", "SPLITS", "load_split", "make_benchmark", "benchmark_overview", "load_benchmark",
     "coarse_caption_set", "FGOVD_CITATION", "paper_results", "reported_detectors",
     # extraction
-    "TINY_MODEL", "load_clip", "encode_texts", "profile_caption_embeddings", "profile_embeddings", "DETECTORS",
+    "TINY_MODEL", "load_clip", "encode_texts", "embed_captions", "embed_splits", "DETECTORS",
     # evaluation
     "fixed_n_ranks", "rank_positive", "summarize", "bootstrap_ci", "paired_bootstrap",
     "METRIC_NOTE", "annotation_scores", "evaluate_split",

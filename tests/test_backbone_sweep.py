@@ -44,7 +44,7 @@ def test_sweep_vanilla_numbers_equal_one_backbone_at_a_time(cache_dir, smoke):
     bench = fg.load_benchmark(smoke, "test", ["hard", "color"])
     for model, pretrained in pairs:
         bundle = fg.load_clip(model, pretrained, device="cpu")
-        emb = fg.profile_embeddings(smoke, bundle, bench, progress=False)  # the sweep filled this cache
+        emb = fg.embed_splits(bundle, bench, extract=smoke.extract, progress=False)  # the sweep filled this cache
         assert all(e.meta["from_cache"] for e in emb.values())
         alone = fg.evaluate_splits(emb, n_negatives=smoke.paper_n).set_index("split")["mean_rank_at_n"]
         swept = tables.vanilla[tables.vanilla["model"] == model].set_index("split")["mean_rank_at_n"]

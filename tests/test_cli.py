@@ -48,7 +48,8 @@ def test_evaluate_writes_one_record_per_split_and_the_merged_csv(records):
 def test_the_records_hold_the_numbers_the_library_computes(records):
     P = fg.get_profile("smoke")
     bundle = fg.load_clip("fgclip-tiny", device="cpu")
-    emb = fg.profile_embeddings(P, bundle, fg.load_benchmark(P, "test"), progress=False)  # from the shared cache
+    # from the shared cache
+    emb = fg.embed_splits(bundle, fg.load_benchmark(P, "test"), extract=P.extract, progress=False)
     assert all(e.meta["from_cache"] for e in emb.values())
     expected = fg.evaluate_splits(emb, n_negatives=P.paper_n).set_index("split")
     table = pd.read_csv(records / "results.csv").set_index("split")

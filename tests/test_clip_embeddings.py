@@ -4,11 +4,12 @@ import shutil
 
 import pytest
 import torch
+from split_embedding import embed_loaded_splits, embed_one_split
 
 from fgclip_utils.data.fgovd import load_split
 from fgclip_utils.evaluation.fine_grained import candidate_scores, evaluate_split, evaluate_splits
+from fgclip_utils.extraction.clip_forward import encode_texts
 from fgclip_utils.extraction.clip_models import TINY_MODEL, load_clip
-from fgclip_utils.extraction.embedding_cache import embed_split, encode_texts
 
 
 def test_tiny_model_is_seeded_frozen_and_normalised(tiny_clip):
@@ -134,7 +135,7 @@ def test_a_tokenizer_that_needs_an_extra_says_which(monkeypatch):
 def test_embed_split_shapes_dedup_and_cache(tiny_clip, synth_bench, tmp_path):
     paths, root = synth_bench
     split = load_split(paths["hard"], "hard")
-    emb = embed_split(tiny_clip, split, root, cache_dir=tmp_path, progress=False)
+    emb = embed_one_split(tiny_clip, split, root, cache_dir=tmp_path, progress=False)
     captions = {c for a in split.annotations for c in (a.positive, *a.negatives)}
     assert emb.meta["from_cache"] is False
     assert len(emb) == len(split) and emb.image.shape == (len(split), 64)
@@ -145,11 +146,11 @@ def test_embed_split_shapes_dedup_and_cache(tiny_clip, synth_bench, tmp_path):
         assert emb.captions[int(emb.positive[row])] == ann.positive
         assert [emb.captions[i] for i in emb.negatives[row] if i >= 0] == ann.negatives
 
-    again = embed_split(tiny_clip, split, root, cache_dir=tmp_path, progress=False)
+    again = embed_one_split(tiny_clip, split, root, cache_dir=tmp_path, progress=False)
     assert again.meta["from_cache"] is True and torch.equal(again.image, emb.image)
     assert len(list(tmp_path.glob("*.pt"))) == 1
     # any change of input is a new entry, never a stale hit
-    embed_split(tiny_clip, split, root, cache_dir=tmp_path, scale_factor=1.5, progress=False)
+    embed_one_split(tiny_clip, split, root, cache_dir=tmp_path, scale_factor=1.5, progress=False)
     assert len(list(tmp_path.glob("*.pt"))) == 2
 
 
@@ -158,46 +159,47 @@ def test_cache_key_follows_split_content_and_available_images(tiny_clip, synth_b
     copy = tmp_path / "hard.json"
     shutil.copy(paths["hard"], copy)
     split = load_split(copy, "hard")
-    full = embed_split(tiny_clip, split, root, cache_dir=tmp_path / "c", progress=False)
-    partial = embed_split(tiny_clip, split, root, cache_dir=tmp_path / "c", available={1, 2}, progress=False)
+    full = embed_one_split(tiny_clip, split, root, cache_dir=tmp_path / "c", progress=False)
+    partial = embed_one_split(tiny_clip, split, root, cache_dir=tmp_path / "c", available={1, 2}, progress=False)
     assert not partial.meta["from_cache"] and partial.n_missing_images == len(split) - len(partial) > 0
     data = json.loads(copy.read_text())
     data["annotations"] = data["annotations"][:5]
     copy.write_text(json.dumps(data))
-    edited = embed_split(tiny_clip, load_split(copy, "hard"), root, cache_dir=tmp_path / "c", progress=False)
+    edited = embed_one_split(tiny_clip, load_split(copy, "hard"), root, cache_dir=tmp_path / "c", progress=False)
     assert not edited.meta["from_cache"] and len(edited) == 5 and len(full) == 24
 
 
 def test_a_corrupt_cache_entry_is_recomputed(tiny_clip, synth_bench, tmp_path):
     paths, root = synth_bench
     split = load_split(paths["color"], "color")
-    first = embed_split(tiny_clip, split, root, cache_dir=tmp_path, progress=False)
+    first = embed_one_split(tiny_clip, split, root, cache_dir=tmp_path, progress=False)
     entry = next(tmp_path.glob("*.pt"))
     entry.write_bytes(b"garbage")
     with pytest.warns(UserWarning, match="cache entry cannot be read"):
-        second = embed_split(tiny_clip, split, root, cache_dir=tmp_path, progress=False)
+        second = embed_one_split(tiny_clip, split, root, cache_dir=tmp_path, progress=False)
     assert second.meta["from_cache"] is False and torch.allclose(second.image, first.image)
-    assert embed_split(tiny_clip, split, root, cache_dir=tmp_path, progress=False).meta["from_cache"]
+    assert embed_one_split(tiny_clip, split, root, cache_dir=tmp_path, progress=False).meta["from_cache"]
 
 
 def test_flipped_bytes_foreign_entries_and_bad_shapes_are_never_used(tiny_clip, synth_bench, tmp_path):
     paths, root = synth_bench
     color = load_split(paths["color"], "color")
-    first = embed_split(tiny_clip, color, root, cache_dir=tmp_path, progress=False)
+    first = embed_one_split(tiny_clip, color, root, cache_dir=tmp_path, progress=False)
     entry = next(tmp_path.glob("*color*.pt"))
     raw = bytearray(entry.read_bytes())
     start = raw.index(first.image[5].numpy().tobytes())  # inside the stored crop embeddings
     raw[start:start + 64] = bytes(64)
     entry.write_bytes(bytes(raw))
     with pytest.warns(UserWarning, match="does not match its checksum"):
-        again = embed_split(tiny_clip, color, root, cache_dir=tmp_path, progress=False)
+        again = embed_one_split(tiny_clip, color, root, cache_dir=tmp_path, progress=False)
     assert not again.meta["from_cache"] and torch.equal(again.image, first.image)
 
-    other = embed_split(tiny_clip, load_split(paths["pattern"], "pattern"), root, cache_dir=tmp_path, progress=False)
+    pattern = load_split(paths["pattern"], "pattern")
+    other = embed_one_split(tiny_clip, pattern, root, cache_dir=tmp_path, progress=False)
     pattern_entry = next(tmp_path.glob("*pattern*.pt"))
     entry.write_bytes(pattern_entry.read_bytes())  # an entry of another split under this one's name
     with pytest.warns(UserWarning, match="made from other inputs"):
-        again = embed_split(tiny_clip, color, root, cache_dir=tmp_path, progress=False)
+        again = embed_one_split(tiny_clip, color, root, cache_dir=tmp_path, progress=False)
     assert not again.meta["from_cache"] and len(again.captions) != len(other.captions)
 
     from fgclip_utils.extraction.cache_entries import write_entry
@@ -207,11 +209,11 @@ def test_flipped_bytes_foreign_entries_and_bad_shapes_are_never_used(tiny_clip, 
     data["image"] = data["image"][:-1]  # one row short, checksum made to match
     write_entry(entry, data, key)
     with pytest.warns(UserWarning, match="'image' has shape"):
-        assert not embed_split(tiny_clip, color, root, cache_dir=tmp_path, progress=False).meta["from_cache"]
+        assert not embed_one_split(tiny_clip, color, root, cache_dir=tmp_path, progress=False).meta["from_cache"]
     data["image"] = torch.full_like(first.image, float("nan"))
     write_entry(entry, data, key)
     with pytest.warns(UserWarning, match="non-finite"):
-        assert not embed_split(tiny_clip, color, root, cache_dir=tmp_path, progress=False).meta["from_cache"]
+        assert not embed_one_split(tiny_clip, color, root, cache_dir=tmp_path, progress=False).meta["from_cache"]
 
 
 def test_changed_image_files_make_a_new_entry(tiny_clip, synth_bench, tmp_path):
@@ -223,12 +225,12 @@ def test_changed_image_files_make_a_new_entry(tiny_clip, synth_bench, tmp_path):
     images = tmp_path / "images"
     shutil.copytree(root, images)
     split = load_split(paths["hard"], "hard")
-    first = embed_split(tiny_clip, split, images, cache_dir=tmp_path / "c", progress=False)
-    assert embed_split(tiny_clip, split, images, cache_dir=tmp_path / "c", progress=False).meta["from_cache"]
+    first = embed_one_split(tiny_clip, split, images, cache_dir=tmp_path / "c", progress=False)
+    assert embed_one_split(tiny_clip, split, images, cache_dir=tmp_path / "c", progress=False).meta["from_cache"]
     target = images / split.images[1]["file_name"]
     with Image.open(target) as im:
         im.transpose(Image.Transpose.FLIP_TOP_BOTTOM).save(target)  # same name and size, other pixels
-    changed = embed_split(tiny_clip, split, images, cache_dir=tmp_path / "c", progress=False)
+    changed = embed_one_split(tiny_clip, split, images, cache_dir=tmp_path / "c", progress=False)
     assert not changed.meta["from_cache"] and changed.meta["key"] != first.meta["key"]
     row = int((changed.annotation_ids == split.annotations[0].id).nonzero())
     assert split.annotations[0].image_id == 1 and not torch.allclose(changed.image[row], first.image[row])
@@ -248,11 +250,11 @@ def test_crops_survive_a_failure_after_the_crop_stage(tiny_clip, synth_bench, tm
 
     monkeypatch.setattr(embedding_cache, "write_entry", disk_full)
     with pytest.raises(OSError, match="No space left"):
-        embedding_cache.embed_splits(tiny_clip, splits, root, cache_dir=tmp_path, progress=False)
+        embed_loaded_splits(tiny_clip, splits, root, cache_dir=tmp_path, progress=False)
     assert len(list(tmp_path.glob("crops-*.npy"))) == 1 and not list(tmp_path.glob("*.pt"))
     monkeypatch.undo()
     stats = PipelineStats()
-    done = embedding_cache.embed_splits(tiny_clip, splits, root, cache_dir=tmp_path, progress=False, stats=stats)
+    done = embed_loaded_splits(tiny_clip, splits, root, cache_dir=tmp_path, progress=False, stats=stats)
     assert stats.crops == 0 and all(not e.meta["from_cache"] for e in done.values())  # no crop computed again
     assert not list(tmp_path.glob("crops-*")) and len(list(tmp_path.glob("*.pt"))) == 2
 
@@ -262,7 +264,7 @@ def test_a_nan_row_in_the_crop_stream_is_computed_again(tiny_clip, synth_bench, 
 
     from fgclip_utils.atomic_io import atomic_write_json
     from fgclip_utils.extraction.crop_pipeline import PipelineStats, plan_crops
-    from fgclip_utils.extraction.embedding_cache import _file_states, _files_sidecar, crop_embeddings, crop_stream_path
+    from fgclip_utils.extraction.crop_streams import crop_embeddings, crop_stream_path, file_states, files_record
     from fgclip_utils.extraction.row_file import RowFile
 
     paths, root = synth_bench
@@ -274,7 +276,7 @@ def test_a_nan_row_in_the_crop_stream_is_computed_again(tiny_clip, synth_bench, 
     poisoned[7] = float("nan")
     with RowFile(stream, len(plan), 65, check=lambda rows: np.ones(len(rows), dtype=bool)) as store:
         store.write(0, poisoned[:12])  # a killed run left 12 rows, the 8th of them NaN
-    atomic_write_json(_files_sidecar(stream), _file_states(plan))  # ... made from these very image files
+    atomic_write_json(files_record(stream), file_states(plan))  # ... made from these very image files
     stats = PipelineStats()
     got, _ = crop_embeddings(tiny_clip, plan, cache_dir=tmp_path, batch_size=2, workers=0, progress=False,
                              stats=stats)
@@ -292,7 +294,7 @@ def test_orphans_of_killed_runs_are_cleaned(tiny_clip, synth_bench, tmp_path):
     resumable = tmp_path / "crops-0123456789abcdef0123.npy"
     for path in (orphan, part, resumable):
         path.write_bytes(b"left behind")
-    embed_split(tiny_clip, load_split(paths["hard"], "hard"), root, cache_dir=tmp_path, progress=False)
+    embed_one_split(tiny_clip, load_split(paths["hard"], "hard"), root, cache_dir=tmp_path, progress=False)
     assert not orphan.exists() and not part.exists() and resumable.exists()
 
 
@@ -303,7 +305,7 @@ def test_an_image_of_another_size_than_declared_is_an_error(tiny_clip, synth_ben
     path = tmp_path / "hard.json"
     path.write_text(json.dumps(data))
     with pytest.raises(OSError, match=r"it is 256x256 pixels where its split declares 300x256"):
-        embed_split(tiny_clip, load_split(path, "hard"), root, cache_dir=tmp_path, progress=False, workers=0)
+        embed_one_split(tiny_clip, load_split(path, "hard"), root, cache_dir=tmp_path, progress=False, workers=0)
 
 
 def test_a_decompression_bomb_in_a_worker_is_named(tiny_clip, tmp_path, monkeypatch):
@@ -320,7 +322,7 @@ def test_a_decompression_bomb_in_a_worker_is_named(tiny_clip, tmp_path, monkeypa
 
 def test_evaluation_ranks_with_a_known_similarity(tiny_clip, synth_bench, tmp_path):
     paths, root = synth_bench
-    emb = embed_split(tiny_clip, load_split(paths["pattern"], "pattern"), root, cache_dir=tmp_path, progress=False)
+    emb = embed_one_split(tiny_clip, load_split(paths["pattern"], "pattern"), root, cache_dir=tmp_path, progress=False)
     # an oracle that knows the positive: every row ranks first
     emb_oracle = type(emb)(**{**emb.to_dict(), "image": emb.text[emb.positive].clone()})
     res = evaluate_split(emb_oracle)
@@ -342,7 +344,7 @@ def test_rows_without_negatives_are_skipped_not_ranked(tiny_clip, synth_bench, t
         ann["neg_category_ids"] = []
     path = tmp_path / "t.json"
     path.write_text(json.dumps(data))
-    emb = embed_split(tiny_clip, load_split(path, "transparency"), root, cache_dir=tmp_path, progress=False)
+    emb = embed_one_split(tiny_clip, load_split(path, "transparency"), root, cache_dir=tmp_path, progress=False)
     row = evaluate_splits({"transparency": emb}).iloc[0]
     assert row["skipped"] == 4 and row["n"] == 20
 
@@ -350,7 +352,7 @@ def test_rows_without_negatives_are_skipped_not_ranked(tiny_clip, synth_bench, t
 def test_fresh_embeddings_can_feed_training(tiny_clip, synth_bench, tmp_path):
     """Freshly computed (not cached) embeddings are ordinary tensors that autograd accepts."""
     paths, root = synth_bench
-    emb = embed_split(tiny_clip, load_split(paths["hard"], "hard"), root, cache_dir=tmp_path, progress=False)
+    emb = embed_one_split(tiny_clip, load_split(paths["hard"], "hard"), root, cache_dir=tmp_path, progress=False)
     assert emb.meta["from_cache"] is False and not emb.image.is_inference()
     layer = torch.nn.Linear(64, 64)
     layer(emb.image).sum().backward()

@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image
+from reference_loop import naive_embed_split
+from split_embedding import embed_loaded_splits, embed_one_split
 
 from fgclip_utils.data.coco_images import image_path
 from fgclip_utils.data.fgovd import SPLITS, load_split
@@ -19,8 +21,7 @@ from fgclip_utils.extraction.crop_pipeline import (
     iter_crop_embeddings,
     plan_crops,
 )
-from fgclip_utils.extraction.embedding_cache import crop_embeddings, crop_stream_path, embed_split, embed_splits
-from fgclip_utils.extraction.reference_loop import naive_embed_split
+from fgclip_utils.extraction.crop_streams import crop_embeddings, crop_stream_path
 from fgclip_utils.extraction.row_file import RowFile
 
 # fp32 on CPU: batching and the trimmed caption length only reorder float sums
@@ -35,7 +36,7 @@ def splits(synth_bench):
 
 def test_pipeline_matches_the_naive_loop(tiny_clip, synth_bench, splits, tmp_path):
     _, root = synth_bench
-    ours = embed_splits(tiny_clip, splits, root, cache_dir=tmp_path, batch_size=16, workers=2, progress=False)
+    ours = embed_loaded_splits(tiny_clip, splits, root, cache_dir=tmp_path, batch_size=16, workers=2, progress=False)
     for split in splits:
         got, ref = ours[split.name], naive_embed_split(tiny_clip, split, root, progress=False)
         row = {int(a): i for i, a in enumerate(got.annotation_ids)}
@@ -53,19 +54,19 @@ def test_pipeline_matches_the_naive_loop(tiny_clip, synth_bench, splits, tmp_pat
 def test_objects_and_captions_shared_by_splits_are_encoded_once(tiny_clip, synth_bench, splits, tmp_path):
     _, root = synth_bench
     stats = PipelineStats()
-    together = embed_splits(tiny_clip, splits, root, cache_dir=tmp_path / "a", progress=False, stats=stats)
+    together = embed_loaded_splits(tiny_clip, splits, root, cache_dir=tmp_path / "a", progress=False, stats=stats)
     objects = {(a.image_id, tuple(a.bbox)) for s in splits for a in s.annotations}
     captions = {c for s in splits for a in s.annotations for c in (a.positive, *a.negatives)}
     assert sum(len(s) for s in splits) == 8 * len(objects)  # every object is in every split
     assert stats.crops == len(objects) and stats.extra["captions"] == len(captions)
     for split in splits[:2]:
-        alone = embed_split(tiny_clip, split, root, cache_dir=tmp_path / "b", progress=False)
+        alone = embed_one_split(tiny_clip, split, root, cache_dir=tmp_path / "b", progress=False)
         assert torch.equal(alone.annotation_ids, together[split.name].annotation_ids)
         assert torch.allclose(alone.image, together[split.name].image, atol=TOLERANCE)
         assert alone.captions == together[split.name].captions
     # each split has its own cache entry: a second call computes nothing
     again = PipelineStats()
-    cached = embed_splits(tiny_clip, splits, root, cache_dir=tmp_path / "a", progress=False, stats=again)
+    cached = embed_loaded_splits(tiny_clip, splits, root, cache_dir=tmp_path / "a", progress=False, stats=again)
     assert again.crops == 0 and all(e.meta["from_cache"] for e in cached.values())
     assert not list((tmp_path / "a").glob("crops-*"))  # the streaming file is gone once the entries exist
     # the norms kept beside the unit vectors give back the raw embeddings CLIP output
@@ -160,8 +161,8 @@ def test_rows_of_an_image_changed_since_are_made_again(tiny_clip, synth_bench, s
 
 def test_precision_is_part_of_the_cache_key_and_bf16_stays_close(tiny_clip, synth_bench, splits, tmp_path):
     _, root = synth_bench
-    fp32 = embed_split(tiny_clip, splits[3], root, cache_dir=tmp_path, progress=False)
-    bf16 = embed_split(tiny_clip, splits[3], root, cache_dir=tmp_path, progress=False, precision="bf16")
+    fp32 = embed_one_split(tiny_clip, splits[3], root, cache_dir=tmp_path, progress=False)
+    bf16 = embed_one_split(tiny_clip, splits[3], root, cache_dir=tmp_path, progress=False, precision="bf16")
     assert not bf16.meta["from_cache"] and bf16.meta["precision"] == "bf16" and fp32.meta["precision"] == "fp32"
     assert len(list(tmp_path.glob("*.pt"))) == 2
     assert (fp32.image * bf16.image).sum(-1).min() > 0.99 and (fp32.text * bf16.text).sum(-1).min() > 0.99

@@ -6,7 +6,7 @@ import json
 from fgclip_utils.data.benchmark_data import fgovd_benchmark
 from fgclip_utils.data.fgovd import SPLITS
 from fgclip_utils.evaluation.fine_grained import evaluate_splits
-from fgclip_utils.extraction.embedding_cache import embed_benchmark
+from fgclip_utils.extraction.embedding_cache import embed_splits
 
 
 def _serve_as_fgovd(upstream, synth_bench, splits, gone_image_id):
@@ -31,7 +31,7 @@ def test_full_data_path_downloads_evaluates_and_reports_missing(upstream, synth_
     assert bench.available["hard"] == set(range(1, n_images + 1)) - {2}
     assert list(bench.missing["hard"]) == [2] and "HTTP 404" in bench.missing["hard"][2]
 
-    table = evaluate_splits(embed_benchmark(tiny_clip, bench, progress=False))
+    table = evaluate_splits(embed_splits(tiny_clip, bench, progress=False))
     lost = sum(a.image_id == 2 for a in bench.splits["hard"].annotations)
     assert lost > 0 and (table["missing_images"] == lost).all()
     assert (table["n"] + table["skipped"] + table["missing_images"] == 24).all()

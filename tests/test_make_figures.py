@@ -13,7 +13,7 @@ from fgclip_utils.evaluation.method_results import method_row
 from fgclip_utils.evaluation.separability import embedding_spaces, separability_table
 from fgclip_utils.evaluation.umap_projection import umap_table
 from fgclip_utils.extraction.clip_models import load_clip
-from fgclip_utils.extraction.embedding_cache import embed_caption_set, profile_embeddings
+from fgclip_utils.extraction.embedding_cache import embed_captions, embed_splits
 from fgclip_utils.heads.architectures import build_head
 from fgclip_utils.heads.paper_recipe import RowData, train_stage
 from fgclip_utils.heads.training import TrainConfig, train_head
@@ -25,7 +25,7 @@ def _fill_run(P, bundle, tmp_path):
     """Every result table of one run, as notebooks 01-03 make them (few epochs, small data)."""
     run = results.run_for(P, bundle)
     bench = load_benchmark(P, "test")
-    embs = profile_embeddings(P, bundle, bench, progress=False)
+    embs = embed_splits(bundle, bench, extract=P.extract, progress=False)
     vanilla = evaluate_splits(embs, method=bundle.label, n_negatives=P.paper_n)
     results.save_table(vanilla, "nb01_vanilla_clip", run)
     detector_table = vanilla.assign(method="a detector")  # the figure reads the table, not how it was made
@@ -34,7 +34,7 @@ def _fill_run(P, bundle, tmp_path):
     worst = failures(bench.splits["hard"], hard, evaluate_split(hard), 4).assign(method="m", scale_factor=1.0)
     results.save_table(worst, "nb01_failures_hard", run)
 
-    coarse = embed_caption_set(bundle, synthetic_caption_set(bench), bench.image_root, progress=False)
+    coarse = embed_captions(bundle, synthetic_caption_set(bench), bench.image_root, progress=False)
     rows_data = RowData.from_split(hard)
     stage = StageConfig("fg-ovd", lr=1e-3, margin=0.05, epochs=2, batch_size=64)
     paper = train_stage(build_head("paper-linear", bundle.embed_dim, seed=0), rows_data, rows_data, stage,
@@ -70,8 +70,9 @@ def test_redraw_every_figure_of_every_run_from_cached_tables(cache_dir, tmp_path
     run = _fill_run(P, tiny_clip, tmp_path)
     other = load_clip("fgclip-tiny", device="cpu", seed=1)  # a second backbone: other weights, other run
     second = results.run_for(P, other)
-    results.save_table(evaluate_splits(profile_embeddings(P, other, load_benchmark(P, "test"), progress=False),
-                                       method=other.label, n_negatives=P.paper_n), "nb01_vanilla_clip", second)
+    other_embs = embed_splits(other, load_benchmark(P, "test"), extract=P.extract, progress=False)
+    results.save_table(evaluate_splits(other_embs, method=other.label, n_negatives=P.paper_n), "nb01_vanilla_clip",
+                       second)
     assert run.name == "fgclip-tiny-random0" and second.name == "fgclip-tiny-random1"
 
     saved, skipped = redraw_all("smoke", out)

@@ -7,7 +7,7 @@ import torch
 
 from fgclip_utils.data.benchmark_data import load_benchmark
 from fgclip_utils.evaluation.fine_grained import evaluate_split
-from fgclip_utils.extraction.embedding_cache import embed_benchmark
+from fgclip_utils.extraction.embedding_cache import embed_splits
 from fgclip_utils.heads import paper_recipe
 from fgclip_utils.heads.paper_recipe import RowData, paper_training_data, train_paper_heads
 from fgclip_utils.profiles import get_profile
@@ -26,7 +26,7 @@ def setting(tiny_clip, tmp_path_factory):
 
 def test_stage_two_lowers_the_hard_mean_rank_below_vanilla(setting, tiny_clip):
     P, data = setting
-    test = embed_benchmark(tiny_clip, load_benchmark(P, "test"), ["hard"], progress=False)["hard"]
+    test = embed_splits(tiny_clip, load_benchmark(P, "test"), ["hard"], progress=False)["hard"]
     vanilla = evaluate_split(test, split="hard").summary["mean_rank_at_n"]
     heads = train_paper_heads(P, tiny_clip, data, kinds=["paper-linear", "paper-mlp"], device="cpu", progress=False)
     for kind, result in heads.items():

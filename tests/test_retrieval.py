@@ -16,7 +16,7 @@ from fgclip_utils.data.coco_captions import (
 )
 from fgclip_utils.data.download import DownloadError
 from fgclip_utils.evaluation.retrieval import authors_coco_recalls, retrieval_recalls
-from fgclip_utils.extraction.embedding_cache import CaptionEmbeddings, embed_caption_set
+from fgclip_utils.extraction.embedding_cache import CaptionEmbeddings, embed_captions
 from fgclip_utils.heads.architectures import build_head
 
 
@@ -199,8 +199,8 @@ def test_synthetic_caption_set_and_embedding_cache(tiny_clip, tmp_path):
     cs = synthetic_caption_set(bench)
     assert len(cs.captions) == 2 * len(cs.images)
     assert all(c.startswith("a picture of a ") for c in cs.captions)
-    first = embed_caption_set(tiny_clip, cs, bench.image_root, cache_dir=tmp_path / "e", progress=False)
-    again = embed_caption_set(tiny_clip, cs, bench.image_root, cache_dir=tmp_path / "e", progress=False)
+    first = embed_captions(tiny_clip, cs, bench.image_root, cache_dir=tmp_path / "e", progress=False)
+    again = embed_captions(tiny_clip, cs, bench.image_root, cache_dir=tmp_path / "e", progress=False)
     assert torch.equal(first.image, again.image) and len(list((tmp_path / "e").glob("*.pt"))) == 1
     assert first.image.shape == (len(cs.images), 64) and first.text.shape == (len(cs.captions), 64)
     assert first.key and again.key == first.key and first.image_norm.shape == (len(cs.images),)
@@ -209,10 +209,10 @@ def test_synthetic_caption_set_and_embedding_cache(tiny_clip, tmp_path):
 def test_a_corrupt_caption_set_entry_is_recomputed(tiny_clip, tmp_path):
     bench = synthetic_benchmark(4, seed=5, cache_dir=tmp_path)
     cs = synthetic_caption_set(bench)
-    first = embed_caption_set(tiny_clip, cs, bench.image_root, cache_dir=tmp_path / "e", progress=False)
+    first = embed_captions(tiny_clip, cs, bench.image_root, cache_dir=tmp_path / "e", progress=False)
     entry = next((tmp_path / "e").glob("*.pt"))
     entry.write_bytes(b"garbage")
     with pytest.warns(UserWarning, match="cannot be read"):
-        again = embed_caption_set(tiny_clip, cs, bench.image_root, cache_dir=tmp_path / "e", progress=False)
+        again = embed_captions(tiny_clip, cs, bench.image_root, cache_dir=tmp_path / "e", progress=False)
     assert torch.allclose(again.image, first.image) and torch.allclose(again.text, first.text)
     assert torch.load(entry, weights_only=True)["image"].shape == first.image.shape  # rewritten, readable

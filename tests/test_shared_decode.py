@@ -14,7 +14,6 @@ from fgclip_utils.extraction.crop_pipeline import (
     default_workers,
     encode_crops,
     iter_crop_embeddings,
-    iter_crop_embeddings_many,
     plan_crops,
     shared_decode_groups,
 )
@@ -100,7 +99,7 @@ def test_one_shared_decode_equals_separate_passes(tiny_trio, synth_bench):
     plan = plan_crops(crops)
     pair = tiny_trio[:2]
     shared = [torch.empty(len(plan), b.embed_dim + 1) for b in pair]
-    for first, embs in iter_crop_embeddings_many(pair, plan, batch_size=4, workers=0, progress=False):
+    for first, embs in iter_crop_embeddings(pair, plan, batch_size=4, workers=0, progress=False):
         for out, emb in zip(shared, embs, strict=True):
             out[first:first + len(emb)] = emb
     for bundle, got in zip(pair, shared, strict=True):
@@ -119,9 +118,9 @@ def test_backbones_that_resize_differently_cannot_share(tiny_trio, synth_bench):
     _, root = synth_bench
     plan = plan_crops([(p, None) for p in sorted(root.rglob("*.png"))[:2]])
     with pytest.raises(ValueError, match="resize crops differently.*shared_decode_groups"):
-        next(iter_crop_embeddings_many([tiny_trio[0], tiny_trio[2]], plan, workers=0, progress=False))
+        next(iter_crop_embeddings([tiny_trio[0], tiny_trio[2]], plan, workers=0, progress=False))
     with pytest.raises(ValueError, match="at least one backbone"):
-        next(iter_crop_embeddings_many([], plan, workers=0, progress=False))
+        next(iter_crop_embeddings([], plan, workers=0, progress=False))
     # one backbone alone goes through the same path
     (first, emb), = list(iter_crop_embeddings(tiny_trio[2], plan, workers=0, progress=False))
     assert first == 0 and emb.shape == (2, 193)
@@ -134,37 +133,38 @@ def _same_split_embeddings(a, b):
 
 
 def test_embed_splits_many_writes_the_entries_separate_runs_would(tiny_trio, synth_bench, tmp_path):
+    from split_embedding import embed_loaded_splits
+
     from fgclip_utils.data.fgovd import load_split
-    from fgclip_utils.extraction.embedding_cache import embed_splits, embed_splits_many
 
     paths, root = synth_bench
     splits = [load_split(paths[name], name) for name in ("hard", "color")]
     # one backbone has "hard" cached already: it misses other splits than the rest and is extracted apart
-    embed_splits(tiny_trio[1], splits[:1], root, cache_dir=tmp_path / "shared", workers=0, progress=False)
-    many = embed_splits_many(tiny_trio, splits, root, cache_dir=tmp_path / "shared", workers=0, progress=False)
+    embed_loaded_splits(tiny_trio[1], splits[:1], root, cache_dir=tmp_path / "shared", workers=0, progress=False)
+    many = embed_loaded_splits(tiny_trio, splits, root, cache_dir=tmp_path / "shared", workers=0, progress=False)
     assert [sorted(m) for m in many] == [["color", "hard"]] * 3
     assert many[1]["hard"].meta["from_cache"] and not many[1]["color"].meta["from_cache"]
     for bundle, got in zip(tiny_trio, many, strict=True):
-        alone = embed_splits(bundle, splits, root, cache_dir=tmp_path / f"alone-{bundle.name}", workers=0,
-                             progress=False)
+        alone = embed_loaded_splits(bundle, splits, root, cache_dir=tmp_path / f"alone-{bundle.name}", workers=0,
+                                    progress=False)
         for name in ("hard", "color"):
             _same_split_embeddings(got[name], alone[name])
-    again = embed_splits_many(tiny_trio, splits, root, cache_dir=tmp_path / "shared", workers=0, progress=False)
+    again = embed_loaded_splits(tiny_trio, splits, root, cache_dir=tmp_path / "shared", workers=0, progress=False)
     assert all(e.meta["from_cache"] for m in again for e in m.values())
     assert not list((tmp_path / "shared").glob("crops-*.npy"))  # every stream file removed once stored
 
 
 def test_embed_caption_set_many_matches_one_at_a_time(tiny_trio, synth_bench, tmp_path):
     from fgclip_utils.data.coco_captions import CaptionSet
-    from fgclip_utils.extraction.embedding_cache import embed_caption_set, embed_caption_set_many
+    from fgclip_utils.extraction.embedding_cache import embed_captions
 
     _, root = synth_bench
     files = sorted(root.rglob("*.png"))[:5]
     cs = CaptionSet("scenes", [{"file_name": str(p.relative_to(root))} for p in files],
                     [f"a scene {i}" for i in range(10)], torch.arange(10) // 2)
-    many = embed_caption_set_many(tiny_trio, cs, root, cache_dir=tmp_path / "shared", workers=0, progress=False)
+    many = embed_captions(tiny_trio, cs, root, cache_dir=tmp_path / "shared", workers=0, progress=False)
     for bundle, got in zip(tiny_trio, many, strict=True):
-        alone = embed_caption_set(bundle, cs, root, cache_dir=tmp_path / "alone", workers=0, progress=False)
+        alone = embed_captions(bundle, cs, root, cache_dir=tmp_path / "alone", workers=0, progress=False)
         assert got.key == alone.key
         for field in ("image", "image_norm", "text", "text_norm"):
             assert torch.equal(getattr(got, field), getattr(alone, field))

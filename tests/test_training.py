@@ -2,10 +2,11 @@ from dataclasses import replace
 
 import pytest
 import torch
+from split_embedding import embed_one_split
 
 from fgclip_utils.data.fgovd import load_split
 from fgclip_utils.evaluation.fine_grained import evaluate_split
-from fgclip_utils.extraction.embedding_cache import SplitEmbeddings, embed_split
+from fgclip_utils.extraction.embedding_cache import SplitEmbeddings
 from fgclip_utils.heads.architectures import build_head
 from fgclip_utils.heads.training import CoarsePairs, TrainConfig, merge_embeddings, train_head
 
@@ -14,7 +15,7 @@ from fgclip_utils.heads.training import CoarsePairs, TrainConfig, merge_embeddin
 def data(tiny_clip, synth_bench, tmp_path_factory):
     paths, root = synth_bench
     cache = tmp_path_factory.mktemp("emb")
-    parts = [embed_split(tiny_clip, load_split(paths[s], s), root, cache_dir=cache, progress=False)
+    parts = [embed_one_split(tiny_clip, load_split(paths[s], s), root, cache_dir=cache, progress=False)
              for s in ("hard", "medium", "color")]
     return merge_embeddings(parts), parts[0]
 

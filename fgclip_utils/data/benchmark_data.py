@@ -6,6 +6,7 @@ the COCO images they reference (only those) into the cache.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,18 +16,33 @@ from ..cache import cache_folder
 from ..profiles import Profile
 from . import synthetic
 from .assets import fgovd_asset
-from .coco_images import default_image_root, fetch_records
+from .coco_images import default_image_root, fetch_records, image_path
 from .download import DownloadError, fetch_asset, mirrored
 from .fgovd import SPLITS, Split, load_split
 
 
 @dataclass
 class Benchmark:
+    """Splits to evaluate on (``name -> Split``), where their images are, and which of them are on disk."""
+
     splits: dict[str, Split]
     image_root: Path
     available: dict[str, set[int]]  # split -> image ids on disk
     missing: dict[str, dict[int, str]] = field(default_factory=dict)  # split -> image id -> reason
     synthetic: bool = False
+
+    @classmethod
+    def of(cls, splits, image_root: str | os.PathLike, available: dict[str, Iterable[int]] | None = None
+           ) -> Benchmark:
+        """A benchmark of loaded splits (a sequence or ``name -> Split``); ``available`` maps a split name to
+        the image ids on disk (e.g. ``fetch_images(...).available``), by default every image of the split that
+        exists under ``image_root``."""
+        splits = dict(splits) if isinstance(splits, Mapping) else {s.name: s for s in splits}
+        root = Path(image_root)
+        given = available or {}
+        return cls(splits, root, {name: set(given[name]) if name in given else
+                                  {i for i, rec in s.images.items() if image_path(root, rec).exists()}
+                                  for name, s in splits.items()})
 
 
 def split_url(split: str, subset: str = "test") -> str:

@@ -6,13 +6,14 @@ A cached image is used only if it decodes completely and its size is the one the
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from ..atomic_io import remove_stale_temporaries
+from ..atomic_io import remove_stale_temporaries, sha256_json
 from ..cache import cache_folder
 from .assets import COCO_IMAGE_DEADLINE, COCO_IMAGE_MAX_BYTES
 from .download import DownloadError, download_many
@@ -62,6 +63,18 @@ def image_path(image_root: str | os.PathLike, record: dict) -> Path:
         raise ValueError(f"image {record.get('id')}: field 'file_name' {record['file_name']!r} must be a relative "
                          "path to a file")
     return Path(image_root) / rel
+
+
+def image_fingerprint(image_root: str | os.PathLike, records: Iterable[dict]) -> str:
+    """sha256 of each image's relative path, size and modification time: changes when any image file does."""
+    rows = []
+    for rec in records:
+        try:
+            st = image_path(image_root, rec).stat()
+            rows.append((rec["file_name"], st.st_size, st.st_mtime_ns))
+        except FileNotFoundError:
+            rows.append((rec["file_name"], -1, -1))
+    return sha256_json(sorted(rows))
 
 
 def default_image_root() -> Path:

@@ -17,7 +17,7 @@ import os
 import re
 import warnings
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -70,6 +70,11 @@ class ClipBundle:
         tag = self.pretrained if self.pretrained and not os.path.isfile(self.pretrained) else \
             (Path(self.pretrained).name if self.pretrained else "random-init")
         return f"{self.name} ({tag})"
+
+
+def as_bundles(backbones: ClipBundle | Sequence[ClipBundle]) -> list[ClipBundle]:
+    """One backbone or several, as a list: the entry points that take either return one result or a list."""
+    return [backbones] if isinstance(backbones, ClipBundle) else list(backbones)
 
 
 def default_device() -> torch.device:

@@ -10,8 +10,8 @@ chunk by chunk (:func:`iter_crop_embeddings`), so the host memory in flight is b
 queue, whatever the number of crops.
 
 Several backbones whose transforms share their geometry (:func:`shared_decode_groups`; e.g. every 224-px ViT
-with bicubic resize) take the same chunks (:func:`iter_crop_embeddings_many`): each image is decoded and each
-crop resized once for all of them, and only the normalisation and the model run per backbone.
+with bicubic resize) take the same chunks (:func:`iter_crop_embeddings` with a list of them): each image is
+decoded and each crop resized once for all of them, and only the normalisation and the model run per backbone.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from ..data.coco_images import ImageReadError, crop, to_rgb
 from .clip_forward import encode_pixels
-from .clip_models import ClipBundle, synchronize
+from .clip_models import ClipBundle, as_bundles, synchronize
 
 Box = tuple[float, float, float, float]
 
@@ -195,24 +195,31 @@ class PipelineStats:
     extra: dict = field(default_factory=dict)
 
 
-def iter_crop_embeddings_many(bundles: Sequence[ClipBundle], plan: CropPlan, *, batch_size: int = 256,
-                              workers: int | None = None, precision: str = "auto", skip_rows: int = 0,
-                              progress: bool = True, desc: str = "crops", stats: PipelineStats | None = None,
-                              timed: bool = False) -> Iterator[tuple[int, list[torch.Tensor]]]:
-    """Yield ``(first row, [embeddings of each bundle])`` of ``plan``'s crops chunk by chunk, in row order: per
-    bundle, L2-normalised float32 rows on the CPU with each one's norm as a last column (``d + 1`` columns).
-    Every image is decoded and every crop resized once for all ``bundles``, which must share the geometry of
-    their transforms (one group of :func:`shared_decode_groups`) and sit on one device. Chunks ending at or
-    before ``skip_rows`` are not computed (resuming); the chunk across it is computed whole.
+def iter_crop_embeddings(backbones: ClipBundle | Sequence[ClipBundle], plan: CropPlan, *, batch_size: int = 256,
+                         workers: int | None = None, precision: str = "auto", skip_rows: int = 0,
+                         progress: bool = True, desc: str = "crops", stats: PipelineStats | None = None,
+                         timed: bool = False) -> Iterator[tuple[int, torch.Tensor | list[torch.Tensor]]]:
+    """Yield ``(first row, embeddings)`` of ``plan``'s crops chunk by chunk, in row order: L2-normalised float32
+    rows on the CPU with each one's norm as a last column (``d + 1`` columns); for a sequence of backbones, a
+    list of such tensors, one per backbone. Every image is decoded and every crop resized once for all of them:
+    they must share the geometry of their transforms (one group of :func:`shared_decode_groups`) and sit on one
+    device. Chunks ending at or before ``skip_rows`` are not computed (resuming); the chunk across it is
+    computed whole.
 
     ``workers`` decode and resize in parallel (None: :func:`default_workers`; 0: in this process). On a GPU, a
     batch's embeddings are copied back only once the next batch is queued, so the device never waits for the
     host in between. ``timed=True`` synchronises the GPU around the copy and the forward pass to split
     ``transfer`` from ``model`` in ``stats`` (benchmarks only: it removes those overlaps).
     """
-    bundles = list(bundles)
+    single = isinstance(backbones, ClipBundle)
+    for first, embs in _iter_shared(as_bundles(backbones), plan, batch_size, workers, precision, skip_rows,
+                                    progress, desc, stats, timed):
+        yield first, embs[0] if single else embs
+
+
+def _iter_shared(bundles, plan, batch_size, workers, precision, skip_rows, progress, desc, stats, timed):
     if not bundles:
-        raise ValueError("iter_crop_embeddings_many needs at least one backbone")
+        raise ValueError("iter_crop_embeddings needs at least one backbone")
     transforms = [b.pixels for b in bundles]
     if len({t.key for t in transforms}) > 1:
         raise ValueError("these backbones resize crops differently and cannot share a decode: "
@@ -276,20 +283,13 @@ def iter_crop_embeddings_many(bundles: Sequence[ClipBundle], plan: CropPlan, *, 
         stats.wall += time.perf_counter() - start
 
 
-def iter_crop_embeddings(bundle: ClipBundle, plan: CropPlan, **kwargs) -> Iterator[tuple[int, torch.Tensor]]:
-    """Yield ``(first row, embeddings)`` of ``plan``'s crops chunk by chunk, in row order: L2-normalised float32
-    rows on the CPU with each one's norm as a last column (``d + 1`` columns). ``kwargs``: ``batch_size``,
-    ``workers``, ``precision``, ``skip_rows``, ``progress``, ``desc``, ``stats``, ``timed`` (see
-    :func:`iter_crop_embeddings_many`)."""
-    for first, embs in iter_crop_embeddings_many([bundle], plan, **kwargs):
-        yield first, embs[0]
-
-
-def encode_crops(bundle: ClipBundle, plan: CropPlan, **kwargs) -> torch.Tensor:
-    """All of ``plan``'s crop embeddings as one (rows, d + 1) float32 tensor: unit rows and their norms (see
-    :func:`iter_crop_embeddings`)."""
-    out = torch.empty(len(plan), bundle.embed_dim + 1)
-    for first, emb in iter_crop_embeddings(bundle, plan, **kwargs):
-        out[first:first + len(emb)] = emb
-    return out
-
+def encode_crops(backbones: ClipBundle | Sequence[ClipBundle], plan: CropPlan, **kwargs
+                 ) -> torch.Tensor | list[torch.Tensor]:
+    """All of ``plan``'s crop embeddings as one (rows, d + 1) float32 tensor of unit rows and their norms, or a
+    list of them for a sequence of backbones (``kwargs``: see :func:`iter_crop_embeddings`)."""
+    bundles = as_bundles(backbones)
+    out = [torch.empty(len(plan), b.embed_dim + 1) for b in bundles]
+    for first, embs in iter_crop_embeddings(bundles, plan, **kwargs):
+        for o, emb in zip(out, embs, strict=True):
+            o[first:first + len(emb)] = emb
+    return out[0] if isinstance(backbones, ClipBundle) else out

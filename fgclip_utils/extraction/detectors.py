@@ -28,10 +28,9 @@ from tqdm.auto import tqdm
 
 from ..atomic_io import atomic_write_bytes, sha256_file, sha256_json
 from ..cache import cache_folder
-from ..data.coco_images import ImageReadError, image_path, to_rgb
+from ..data.coco_images import ImageReadError, image_fingerprint, image_path, to_rgb
 from ..data.fgovd import Split
 from .cache_entries import read_entry, write_entry
-from .embedding_cache import image_fingerprint
 
 DETECT_VERSION = 1
 MAX_PREDICTIONS = 100  # boxes kept per inference, the most confident first (their MAX_PREDICTIONS)

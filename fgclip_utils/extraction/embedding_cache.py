@@ -1,11 +1,12 @@
 """Frozen-CLIP embeddings of the splits' object crops and captions, with an on-disk cache.
 
-:func:`embed_splits` extracts several splits in one pass: the crops of all of them go through the crop
-pipeline (:mod:`fgclip_utils.extraction.crop_pipeline`) once, so an object shared by several splits is encoded
-once and each image decoded once; every distinct caption of all of them is encoded once
-(:func:`fgclip_utils.extraction.clip_forward.encode_texts`). Crop embeddings stream into a resumable file in the
-cache (:mod:`fgclip_utils.extraction.row_file`) while they are computed; that file is deleted only once every
-split's entry is safely written, so a failure after the crops never throws the crops away.
+:func:`embed_splits` is the one way to embed split crops, for one backbone or several: the crops of all the
+splits not cached go through the crop pipeline (:mod:`~.crop_pipeline`) once, so an object shared by several
+splits is encoded once and each image decoded once (for every backbone of a shared-decode group); every
+distinct caption is encoded once (:func:`~.clip_forward.encode_texts`). Crop embeddings stream into a resumable
+file (:mod:`~.crop_streams`) while they are computed; that file is deleted only once every split's entry is
+safely written, so a failure after the crops never throws the crops away. :func:`embed_captions` does the same
+for a caption set's whole images and captions.
 
 Each split gets its own cache entry, keyed by everything that produced it (model, weights, precision, split file
 content, scale factor, which images were available and each one's size and modification time, code version),
@@ -17,38 +18,36 @@ before normalising, so the raw embedding (what the paper's heads take) is ``imag
 """
 from __future__ import annotations
 
-import json
 import os
-import re
 import time
-import uuid
 import warnings
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
 
-from ..atomic_io import atomic_write_json, is_stale, owner_tag, remove_stale_temporaries, sha256_file, sha256_json
-from ..cache import cache_folder
+from ..atomic_io import sha256_file, sha256_json
 from ..data.benchmark_data import Benchmark
 from ..data.coco_captions import CaptionSet
-from ..data.coco_images import declared_size, image_path
+from ..data.coco_images import declared_size, image_fingerprint, image_path
 from ..data.fgovd import Split
-from .cache_entries import UNIT_TOLERANCE, EntryMismatch, check_unit_rows, read_entry, write_entry
-from .clip_forward import encode_texts, resolve_precision
-from .clip_models import ClipBundle
-from .crop_pipeline import CropPlan, PipelineStats, iter_crop_embeddings_many, plan_crops, shared_decode_groups
-from .row_file import RowFile, RowFileBusy
+from ..profiles import ExtractConfig
+from .cache_entries import EntryMismatch, check_unit_rows, read_entry, write_entry
+from .clip_forward import encode_texts
+from .clip_models import ClipBundle, as_bundles
+from .crop_pipeline import PipelineStats, plan_crops, shared_decode_groups
+from .crop_streams import (
+    EMBED_VERSION,
+    crop_embeddings,
+    embeddings_dir,
+    encoder_identity,
+    remove_orphans,
+    remove_stream,
+)
 
-if TYPE_CHECKING:
-    from ..profiles import Profile
-
-EMBED_VERSION = 3  # 3: norms stored beside the unit vectors, the authors' crop rule, verified entries
-_PRIVATE_STREAM = re.compile(r"^crops-[0-9a-f]+-([A-Za-z0-9]+)-(\d+)-[0-9a-f]+\.npy$")
+DEFAULT_EXTRACT = ExtractConfig()  # a frozen dataclass: safe to share as a default
 
 
 class UnitAndNorms:
@@ -110,52 +109,15 @@ def _raw(unit: torch.Tensor, norm: torch.Tensor | None) -> torch.Tensor:
     return unit if norm is None else unit * norm[:, None]
 
 
-def encoder_identity(bundle: ClipBundle, precision: str = "auto") -> dict:
-    """What, of the encoder, makes its embeddings what they are: part of every embedding cache key and meta."""
-    return {"model": bundle.name, "weights": bundle.weights_id, "quick_gelu": bundle.quick_gelu,
-            "precision": resolve_precision(bundle.device, precision)}
-
-
-def image_fingerprint(image_root: str | os.PathLike, records: Iterable[dict]) -> str:
-    """sha256 of each image's relative path, size and modification time: changes when any image file does."""
-    rows = []
-    for rec in records:
-        path = image_path(image_root, rec)
-        try:
-            st = path.stat()
-            rows.append((rec["file_name"], st.st_size, st.st_mtime_ns))
-        except FileNotFoundError:
-            rows.append((rec["file_name"], -1, -1))
-    return sha256_json(sorted(rows))
-
-
-def cache_key(bundle: ClipBundle, split: Split, scale_factor: float, available: Iterable[int],
-              precision: str = "auto", image_root: str | os.PathLike | None = None) -> str:
+def cache_key(bundle: ClipBundle, split: Split, scale_factor: float, available: set[int], precision: str,
+              image_root: str | os.PathLike) -> str:
     available = sorted(available)
-    images = image_fingerprint(image_root, [split.images[i] for i in available]) if image_root is not None else None
+    images = image_fingerprint(image_root, [split.images[i] for i in available])
     return sha256_json({
         "version": EMBED_VERSION, **encoder_identity(bundle, precision),
         "split_sha256": sha256_file(split.path), "scale_factor": float(scale_factor),
         "available_images": available, "image_files": images,
     })
-
-
-def embeddings_dir(cache_dir: str | os.PathLike | None = None) -> Path:
-    """Folder of the embedding cache entries: ``cache_dir``, else ``<cache root>/embeddings``."""
-    return Path(cache_dir) if cache_dir else cache_folder("embeddings")
-
-
-def remove_orphans(folder: Path) -> list[Path]:
-    """Delete what killed runs left in the embedding cache: ``.part`` temporaries and per-process crop files
-    whose writer on this host has ended (or older than a day). The shared ``crops-<key>.npy`` stays: a later
-    run resumes it."""
-    removed = remove_stale_temporaries(folder)
-    if folder.is_dir():
-        for path in folder.glob("crops-*-*.npy"):
-            if _PRIVATE_STREAM.match(path.name) and is_stale(path, _PRIVATE_STREAM):
-                remove_stream(path)
-                removed.append(path)
-    return removed
 
 
 def _check_split_entry(data: dict) -> SplitEmbeddings:
@@ -190,104 +152,6 @@ def load_cached(path: Path, key: str) -> SplitEmbeddings | None:
     except EntryMismatch as exc:
         warnings.warn(f"{path}: cache entry {exc}; recomputing it", stacklevel=2)
         return None
-
-
-def crop_stream_path(bundle: ClipBundle, plan: CropPlan, cache_dir: str | os.PathLike | None = None,
-                     precision: str = "auto") -> Path:
-    """The file :func:`crop_embeddings` streams ``plan``'s embeddings into, named by the encoder and the crops;
-    which image files the rows were made from is kept beside it (:func:`_files_sidecar`)."""
-    key = sha256_json({"version": EMBED_VERSION, **encoder_identity(bundle, precision),
-                       "scale_factor": plan.scale_factor, "crops": plan.keys()})
-    return embeddings_dir(cache_dir) / f"crops-{key[:20]}.npy"
-
-
-def _file_states(plan: CropPlan) -> list[list]:
-    """(size, modification time) of each image of ``plan``, in plan order."""
-    states = []
-    for im in plan.images:
-        try:
-            st = os.stat(im.path)
-            states.append([st.st_size, st.st_mtime_ns])
-        except FileNotFoundError:
-            states.append([-1, -1])
-    return states
-
-
-def _files_sidecar(stream: Path) -> Path:
-    return stream.with_name(stream.stem + ".files.json")
-
-
-def _rows_still_valid(plan: CropPlan, stream: Path, states: list[list]) -> int:
-    """How many leading rows of ``stream`` were made from image files that are unchanged since: up to the first
-    row of the first image whose size or modification time differs (0 without a record)."""
-    try:
-        recorded = json.loads(_files_sidecar(stream).read_text())
-    except (OSError, ValueError):
-        return 0
-    if not isinstance(recorded, list) or len(recorded) != len(states):
-        return 0
-    row = 0
-    for im, old, new in zip(plan.images, recorded, states, strict=True):
-        if old != new:
-            return row
-        row += len(im.boxes)
-    return row
-
-
-def _sound_rows(rows: np.ndarray) -> np.ndarray:
-    """Rows ``[unit vector, norm]`` as the crop pipeline writes them: finite, unit, positive norm."""
-    unit, norm = rows[:, :-1], rows[:, -1]
-    return (np.isfinite(rows).all(axis=1) & (norm > 0)
-            & (np.abs(np.linalg.norm(unit, axis=1) - 1) <= UNIT_TOLERANCE))
-
-
-def crop_embeddings_many(bundles: Sequence[ClipBundle], plan: CropPlan, *,
-                         cache_dir: str | os.PathLike | None = None, batch_size: int = 256, workers: int | None = None,
-                         precision: str = "auto", progress: bool = True, desc: str = "crops",
-                         stats: PipelineStats | None = None) -> list[tuple[torch.Tensor, Path]]:
-    """Per backbone of ``bundles`` (one shared-decode group: the same transform geometry), the (rows, d + 1)
-    embeddings (unit rows, norm last) of a :class:`~fgclip_utils.extraction.crop_pipeline.CropPlan` and the path
-    of the file they were streamed into, ``crops-<key>.npy`` in the cache, while they were computed. Every image
-    is decoded once for all of them.
-
-    An interrupted run resumes after the last sound row that every backbone's file holds. A file stays until the
-    caller has stored the result elsewhere and deletes it. If another process is writing the same file, this one
-    streams into a file of its own (``crops-<key>-<host>-<pid>-<random>.npy``)."""
-    states = _file_states(plan)
-    stores = []
-    try:
-        for bundle in bundles:
-            path = crop_stream_path(bundle, plan, cache_dir, precision)
-            dim = bundle.embed_dim + 1
-            try:
-                store = RowFile(path, len(plan), dim, check=_sound_rows)
-                store.truncate(_rows_still_valid(plan, path, states))  # rows of images changed since are made again
-            except RowFileBusy:  # the same extraction is running in another process: work apart, no resuming
-                store = RowFile(path.with_name(f"{path.stem}-{owner_tag()}-{uuid.uuid4().hex[:8]}.npy"), len(plan),
-                                dim, check=_sound_rows)
-            stores.append(store)
-            atomic_write_json(_files_sidecar(store.path), states)
-        skip = min(store.done for store in stores)
-        for first, embs in iter_crop_embeddings_many(bundles, plan, batch_size=batch_size, workers=workers,
-                                                     precision=precision, skip_rows=skip, progress=progress,
-                                                     desc=desc, stats=stats):
-            for store, emb in zip(stores, embs, strict=True):
-                store.write(first, emb)  # rows a store already holds are skipped
-        return [(store.read(), store.path) for store in stores]
-    finally:
-        for store in stores:
-            store.close()
-
-
-def crop_embeddings(bundle: ClipBundle, plan: CropPlan, **kwargs) -> tuple[torch.Tensor, Path]:
-    """:func:`crop_embeddings_many` for one backbone: its (rows, d + 1) embeddings and the stream file's path."""
-    return crop_embeddings_many([bundle], plan, **kwargs)[0]
-
-
-def remove_stream(stream: Path) -> None:
-    """Delete a crop stream file and its record of image files (once its rows are stored elsewhere)."""
-    stream.unlink(missing_ok=True)
-    _files_sidecar(stream).unlink(missing_ok=True)
 
 
 @dataclass
@@ -328,36 +192,38 @@ def _assemble(layout: _Layout, image: torch.Tensor, text: torch.Tensor, meta: di
               "identical_negatives": len(layout.split.identical_negatives)})
 
 
-def embed_splits_many(bundles: Sequence[ClipBundle], splits: Sequence[Split] | Mapping[str, Split],
-                      image_root: str | os.PathLike, *, scale_factor: float = 1.0,
-                      available: Mapping[str, Iterable[int]] | None = None, cache_dir: str | os.PathLike | None = None,
-                      batch_size: int = 256, workers: int | None = None, precision: str = "auto",
-                      progress: bool = True, stats: PipelineStats | None = None) -> list[dict[str, SplitEmbeddings]]:
-    """:func:`embed_splits` for several backbones at once, one dict per backbone: the backbones whose transforms
-    share their geometry and miss the same cache entries are extracted together, each image decoded and each
-    crop resized once for all of them (:func:`~.crop_pipeline.iter_crop_embeddings_many`). The entries are
-    exactly those :func:`embed_splits` writes and reads, so a sweep and notebooks 01-03 share one cache."""
-    splits = list(splits.values()) if isinstance(splits, Mapping) else list(splits)
+def embed_splits(backbones: ClipBundle | Sequence[ClipBundle], bench: Benchmark, splits: Sequence[str] | None = None,
+                 *, extract: ExtractConfig = DEFAULT_EXTRACT, cache_dir: str | os.PathLike | None = None,
+                 workers: int | None = None, progress: bool = True, stats: PipelineStats | None = None
+                 ) -> dict[str, SplitEmbeddings] | list[dict[str, SplitEmbeddings]]:
+    """Embeddings of every annotation of the chosen splits of ``bench`` (default: all) whose image is available
+    (``bench.available``), as ``{split: SplitEmbeddings}``; for a sequence of backbones, one such dict each.
+
+    Each split's cache entry is reused when it can be; the splits not cached are extracted together, and the
+    backbones whose transforms share their geometry and miss the same entries share every image decode and crop
+    resize (:func:`~.crop_pipeline.iter_crop_embeddings`). The entries are the same whichever backbones are
+    asked together, so a sweep and notebooks 01-03 share one cache. ``extract`` (scale factor, batch size,
+    precision) travels whole: pass ``profile.extract`` so that a run's training, validation and test rows share
+    one precision and one cache. ``workers`` are the crop pipeline's DataLoader workers (None:
+    :func:`~.crop_pipeline.default_workers`; 0: none)."""
+    bundles = as_bundles(backbones)
+    chosen = [bench.splits[n] for n in (splits or bench.splits)]
+    scale, batch, precision = extract.scale_factor, extract.batch_size, extract.precision
     folder = embeddings_dir(cache_dir)
     remove_orphans(folder)
-    avail_of = {}
-    for split in splits:
-        if available is not None and split.name in available:
-            avail_of[split.name] = set(available[split.name])
-        else:
-            avail_of[split.name] = {i for i, rec in split.images.items() if image_path(image_root, rec).exists()}
     results: list[dict[str, SplitEmbeddings]] = [{} for _ in bundles]
     todo: list[list[_Layout]] = [[] for _ in bundles]
     for b, bundle in enumerate(bundles):
-        for split in splits:
-            key = cache_key(bundle, split, scale_factor, avail_of[split.name], precision, image_root)
+        for split in chosen:
+            available = set(bench.available[split.name])
+            key = cache_key(bundle, split, scale, available, precision, bench.image_root)
             entry = folder / f"{bundle.name}-{split.name}-{key[:20]}.pt"
             cached = load_cached(entry, key)
             if cached is not None:
                 cached.meta["from_cache"] = True
                 results[b][split.name] = cached
             else:
-                todo[b].append(_layout(split, avail_of[split.name], entry, key))
+                todo[b].append(_layout(split, available, entry, key))
 
     # backbones that can share a decode and miss the same splits are extracted together
     groups: dict[tuple, list[int]] = {}
@@ -365,30 +231,31 @@ def embed_splits_many(bundles: Sequence[ClipBundle], splits: Sequence[Split] | M
         for b in g:
             if todo[b]:
                 groups.setdefault((g[0], tuple(lay.split.name for lay in todo[b])), []).append(b)
+
     def crop_of(layout: _Layout, ann) -> tuple:
-        return image_path(image_root, layout.split.images[ann.image_id]), ann.bbox
+        return image_path(bench.image_root, layout.split.images[ann.image_id]), ann.bbox
 
     for members in groups.values():
         layouts = todo[members[0]]
-        sizes = {str(image_path(image_root, rec)): declared_size(rec)
+        sizes = {str(image_path(bench.image_root, rec)): declared_size(rec)
                  for lay in layouts for rec in lay.split.images.values()}
-        plan = plan_crops([crop_of(lay, a) for lay in layouts for a in lay.annotations], scale_factor, sizes)
+        plan = plan_crops([crop_of(lay, a) for lay in layouts for a in lay.annotations], scale, sizes)
         names = "+".join(lay.split.name for lay in layouts)
         who = f" ({len(members)} backbones)" if len(members) > 1 else ""
-        images = crop_embeddings_many([bundles[b] for b in members], plan, cache_dir=cache_dir,
-                                      batch_size=batch_size, workers=workers, precision=precision, progress=progress,
-                                      desc=f"crops {names}{who}", stats=stats)
+        images = crop_embeddings([bundles[b] for b in members], plan, cache_dir=cache_dir, batch_size=batch,
+                                 workers=workers, precision=precision, progress=progress,
+                                 desc=f"crops {names}{who}", stats=stats)
         captions = sorted({c for lay in layouts for c in lay.captions})
         caption_row = {c: i for i, c in enumerate(captions)}
         for b, (image, stream) in zip(members, images, strict=True):
             bundle = bundles[b]
             start = time.perf_counter()
-            text = encode_texts(bundle, captions, batch_size=batch_size, progress=progress, precision=precision,
+            text = encode_texts(bundle, captions, batch_size=batch, progress=progress, precision=precision,
                                 with_norms=True)
             if stats is not None:
                 stats.extra.update(captions=len(captions),
                                    captions_s=stats.extra.get("captions_s", 0.0) + time.perf_counter() - start)
-            meta = {**encoder_identity(bundle, precision), "scale_factor": float(scale_factor)}
+            meta = {**encoder_identity(bundle, precision), "scale_factor": float(scale)}
             for lay in todo[b]:
                 rows = torch.tensor([plan.row(*crop_of(lay, a)) for a in lay.annotations], dtype=torch.long)
                 own_image = image if torch.equal(rows, torch.arange(len(image))) else image[rows]
@@ -398,54 +265,8 @@ def embed_splits_many(bundles: Sequence[ClipBundle], splits: Sequence[Split] | M
                 result.meta["from_cache"] = False
                 results[b][lay.split.name] = result
             remove_stream(stream)  # every entry of this backbone is written: its crops live on there
-    return [{split.name: res[split.name] for split in splits} for res in results]
-
-
-def embed_splits(bundle: ClipBundle, splits: Sequence[Split] | Mapping[str, Split], image_root: str | os.PathLike, *,
-                 scale_factor: float = 1.0, available: Mapping[str, Iterable[int]] | None = None,
-                 cache_dir: str | os.PathLike | None = None, batch_size: int = 256, workers: int | None = None,
-                 precision: str = "auto", progress: bool = True, stats: PipelineStats | None = None
-                 ) -> dict[str, SplitEmbeddings]:
-    """Embed every annotation of each split whose image is available, reusing each split's cache entry when
-    it can; the splits not cached are extracted together (shared crops and captions encoded once).
-
-    ``available`` maps a split name to the image ids on disk (e.g. ``fetch_images(...).available``); by
-    default, every image of the split that exists under ``image_root``. ``workers`` are the crop pipeline's
-    DataLoader workers (None: :func:`~.crop_pipeline.default_workers`; 0: none). ``precision`` is
-    ``"auto"`` (bf16 autocast on a GPU with native bf16, fp16 on an older one, fp32 on CPU), ``"fp32"``,
-    ``"bf16"`` or ``"fp16"``.
-    """
-    return embed_splits_many([bundle], splits, image_root, scale_factor=scale_factor, available=available,
-                             cache_dir=cache_dir, batch_size=batch_size, workers=workers, precision=precision,
-                             progress=progress, stats=stats)[0]
-
-
-def embed_split(bundle: ClipBundle, split: Split, image_root: str | os.PathLike, *, scale_factor: float = 1.0,
-                available: Iterable[int] | None = None, **kwargs) -> SplitEmbeddings:
-    """One split's embeddings (see :func:`embed_splits`); ``available`` is the image ids on disk."""
-    avail = None if available is None else {split.name: available}
-    return embed_splits(bundle, [split], image_root, scale_factor=scale_factor, available=avail,
-                        **kwargs)[split.name]
-
-
-def embed_benchmark(bundle: ClipBundle, bench: Benchmark, splits=None, scale_factor: float = 1.0,
-                    batch_size: int = 256, progress: bool = True, **kwargs) -> dict[str, SplitEmbeddings]:
-    """Embeddings of the chosen splits of ``bench`` (default: all), each from the cache when it can be; the
-    others are extracted together (``kwargs``: ``workers``, ``precision``, see :func:`embed_splits`)."""
-    names = list(splits or bench.splits)
-    return embed_splits(bundle, [bench.splits[n] for n in names], bench.image_root, scale_factor=scale_factor,
-                        available={n: bench.available[n] for n in names}, batch_size=batch_size,
-                        progress=progress, **kwargs)
-
-
-def embed_benchmark_many(bundles: Sequence[ClipBundle], bench: Benchmark, splits=None, scale_factor: float = 1.0,
-                         batch_size: int = 256, progress: bool = True, **kwargs) -> list[dict[str, SplitEmbeddings]]:
-    """:func:`embed_benchmark` for several backbones, sharing decodes where their transforms allow
-    (:func:`embed_splits_many`)."""
-    names = list(splits or bench.splits)
-    return embed_splits_many(bundles, [bench.splits[n] for n in names], bench.image_root, scale_factor=scale_factor,
-                             available={n: bench.available[n] for n in names}, batch_size=batch_size,
-                             progress=progress, **kwargs)
+    out = [{split.name: res[split.name] for split in chosen} for res in results]
+    return out[0] if isinstance(backbones, ClipBundle) else out
 
 
 @dataclass
@@ -480,11 +301,15 @@ def _cached_caption_set(entry: Path, key: str, cs: CaptionSet) -> CaptionEmbeddi
         return None
 
 
-def embed_caption_set_many(bundles: Sequence[ClipBundle], cs: CaptionSet, image_root: str | os.PathLike,
-                           batch_size: int = 256, cache_dir: str | os.PathLike | None = None, progress: bool = True,
-                           workers: int | None = None, precision: str = "auto") -> list[CaptionEmbeddings]:
-    """:func:`embed_caption_set` for several backbones, each image decoded once per group of backbones whose
-    transforms share their geometry; the cache entries are those :func:`embed_caption_set` reads."""
+def embed_captions(backbones: ClipBundle | Sequence[ClipBundle], cs: CaptionSet, image_root: str | os.PathLike,
+                   *, extract: ExtractConfig = DEFAULT_EXTRACT, cache_dir: str | os.PathLike | None = None,
+                   workers: int | None = None, progress: bool = True) -> CaptionEmbeddings | list[CaptionEmbeddings]:
+    """Whole-image and caption embeddings of a caption set (a list of them for a sequence of backbones), cached
+    by model, weights, precision, the caption set's content and its image files. The images go through the crop
+    pipeline (one whole-image "crop" each), decoded once per group of backbones whose transforms share their
+    geometry; ``extract``'s scale factor does not apply to whole images."""
+    bundles = as_bundles(backbones)
+    batch, precision = extract.batch_size, extract.precision
     folder = embeddings_dir(cache_dir)
     remove_orphans(folder)
     keys = [_caption_set_key(b, cs, image_root, precision) for b in bundles]
@@ -499,11 +324,11 @@ def embed_caption_set_many(bundles: Sequence[ClipBundle], cs: CaptionSet, image_
         rows = torch.tensor([plan.row(p, None) for p in paths], dtype=torch.long)
     for members in missing:
         who = f" ({len(members)} backbones)" if len(members) > 1 else ""
-        images = crop_embeddings_many([bundles[b] for b in members], plan, cache_dir=cache_dir, batch_size=batch_size,
-                                      workers=workers, precision=precision, progress=progress, desc=f"{cs.name}{who}")
+        images = crop_embeddings([bundles[b] for b in members], plan, cache_dir=cache_dir, batch_size=batch,
+                                 workers=workers, precision=precision, progress=progress, desc=f"{cs.name}{who}")
         for b, (image, stream) in zip(members, images, strict=True):
             img = image[rows]
-            txt = encode_texts(bundles[b], cs.captions, batch_size=batch_size, progress=progress, precision=precision,
+            txt = encode_texts(bundles[b], cs.captions, batch_size=batch, progress=progress, precision=precision,
                                with_norms=True)
             result = CaptionEmbeddings(img[:, :-1].contiguous(), txt[:, :-1].contiguous(), cs,
                                        img[:, -1].contiguous(), txt[:, -1].contiguous(), keys[b])
@@ -511,44 +336,4 @@ def embed_caption_set_many(bundles: Sequence[ClipBundle], cs: CaptionSet, image_
                                      "text_norm": result.text_norm}, keys[b])
             remove_stream(stream)
             results[b] = result
-    return results
-
-
-def embed_caption_set(bundle: ClipBundle, cs: CaptionSet, image_root: str | os.PathLike, batch_size: int = 256,
-                      cache_dir: str | os.PathLike | None = None, progress: bool = True, workers: int | None = None,
-                      precision: str = "auto") -> CaptionEmbeddings:
-    """Whole-image and caption embeddings, cached by model, weights, precision, the caption set's content and
-    its image files; the images go through the crop pipeline (one whole-image "crop" each)."""
-    return embed_caption_set_many([bundle], cs, image_root, batch_size, cache_dir, progress, workers, precision)[0]
-
-
-def profile_embeddings(profile: Profile, bundle: ClipBundle, bench: Benchmark, splits=None, progress: bool = True
-                       ) -> dict[str, SplitEmbeddings]:
-    """:func:`embed_benchmark` with ``profile``'s extraction settings (scale factor, batch size, precision): the one
-    way notebooks and recipes extract split embeddings, so that training, validation and test rows of a run share
-    one precision and one cache."""
-    ex = profile.extract
-    return embed_benchmark(bundle, bench, splits, ex.scale_factor, ex.batch_size, progress, precision=ex.precision)
-
-
-def profile_embeddings_many(profile: Profile, bundles: Sequence[ClipBundle], bench: Benchmark, splits=None,
-                            progress: bool = True) -> list[dict[str, SplitEmbeddings]]:
-    """:func:`profile_embeddings` for several backbones, one decode per group of shared transform geometry: the
-    cache entries are those :func:`profile_embeddings` reads, so a sweep fills the cache of notebooks 01-03."""
-    ex = profile.extract
-    return embed_benchmark_many(bundles, bench, splits, ex.scale_factor, ex.batch_size, progress,
-                                precision=ex.precision)
-
-
-def profile_caption_embeddings_many(profile: Profile, bundles: Sequence[ClipBundle], cs: CaptionSet,
-                                    image_root: str | os.PathLike, progress: bool = True) -> list[CaptionEmbeddings]:
-    """:func:`profile_caption_embeddings` for several backbones, sharing decodes (:func:`embed_caption_set_many`)."""
-    ex = profile.extract
-    return embed_caption_set_many(bundles, cs, image_root, ex.batch_size, progress=progress, precision=ex.precision)
-
-
-def profile_caption_embeddings(profile: Profile, bundle: ClipBundle, cs: CaptionSet, image_root: str | os.PathLike,
-                               progress: bool = True) -> CaptionEmbeddings:
-    """:func:`embed_caption_set` with ``profile``'s extraction settings (batch size, precision)."""
-    ex = profile.extract
-    return embed_caption_set(bundle, cs, image_root, ex.batch_size, progress=progress, precision=ex.precision)
+    return results[0] if isinstance(backbones, ClipBundle) else results

@@ -33,12 +33,7 @@ from ..data.coco_captions import coarse_caption_set
 from ..evaluation.ranking import rank_positive, summarize
 from ..evaluation.similarity import SimilarityHead
 from ..extraction.clip_models import ClipBundle, default_device
-from ..extraction.embedding_cache import (
-    CaptionEmbeddings,
-    SplitEmbeddings,
-    profile_caption_embeddings,
-    profile_embeddings,
-)
+from ..extraction.embedding_cache import CaptionEmbeddings, SplitEmbeddings, embed_captions, embed_splits
 from ..profiles import Profile, StageConfig
 from .checkpoints import checkpoint_key, find_head, read_sidecar, save_head
 from .fgclip_checkpoints import download_fgclip_checkpoint, load_fgclip_checkpoint
@@ -242,8 +237,8 @@ def paper_training_data(profile: Profile, bundle: ClipBundle, with_warmup: bool 
     ``full``, the synthetic benchmark's scenes in ``smoke``."""
     train_bench = load_benchmark(profile, "train", ["hard"])
     val_bench = load_benchmark(profile, "val", ["hard"])
-    hard_train = profile_embeddings(profile, bundle, train_bench, ["hard"], progress)["hard"]
-    hard_val = profile_embeddings(profile, bundle, val_bench, ["hard"], progress)["hard"]
+    hard_train = embed_splits(bundle, train_bench, extract=profile.extract, progress=progress)["hard"]
+    hard_val = embed_splits(bundle, val_bench, extract=profile.extract, progress=progress)["hard"]
     data = PaperData(RowData.from_split(hard_train), RowData.from_split(hard_val))
     description = {"stage 2 train rows (>= 10 negatives)": len(data.finetune_train),
                    "stage 2 val rows": len(data.finetune_val)}
@@ -251,7 +246,8 @@ def paper_training_data(profile: Profile, bundle: ClipBundle, with_warmup: bool 
         for subset, bench, limit in (("train", train_bench, profile.data.warmup_images),
                                      ("val", val_bench, profile.data.warmup_val_images)):
             cs, root = coarse_caption_set(profile, bench, subset, limit=limit)
-            pairs = PairData.from_captions(profile_caption_embeddings(profile, bundle, cs, root, progress))
+            pairs = PairData.from_captions(embed_captions(bundle, cs, root, extract=profile.extract,
+                                                                  progress=progress))
             setattr(data, f"warmup_{subset}", pairs)
             description[f"stage 1 {subset} pairs ({cs.name})"] = len(pairs)
     data.description = description

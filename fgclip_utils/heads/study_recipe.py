@@ -19,7 +19,7 @@ from ..data.coco_captions import coarse_caption_set
 from ..data.fgovd import DIFFICULTY_SPLITS
 from ..evaluation.similarity import SimilarityHead
 from ..extraction.clip_models import ClipBundle
-from ..extraction.embedding_cache import SplitEmbeddings, profile_caption_embeddings, profile_embeddings
+from ..extraction.embedding_cache import SplitEmbeddings, embed_captions, embed_splits
 from ..profiles import Profile
 from .architectures import build_head
 from .checkpoints import checkpoint_key, find_head
@@ -34,8 +34,8 @@ def training_data(profile: Profile, bundle: ClipBundle, progress: bool = True
     # only the splits used are downloaded (and their images), not all eight of each subset
     train_bench = load_benchmark(profile, "train", DIFFICULTY_SPLITS)
     val_bench = load_benchmark(profile, "val", ["hard"])
-    parts = profile_embeddings(profile, bundle, train_bench, DIFFICULTY_SPLITS, progress)
-    val = profile_embeddings(profile, bundle, val_bench, ["hard"], progress)["hard"]
+    parts = embed_splits(bundle, train_bench, DIFFICULTY_SPLITS, extract=profile.extract, progress=progress)
+    val = embed_splits(bundle, val_bench, extract=profile.extract, progress=progress)["hard"]
     return merge_embeddings(list(parts.values())), val
 
 
@@ -93,5 +93,5 @@ def coarse_training_pairs(profile: Profile, bundle: ClipBundle, progress: bool =
     """(image, caption) embedding pairs for the optional coarse-grained training term (never test data)."""
     cs, root = coarse_caption_set(profile, load_benchmark(profile, "train", ["hard"]), "train",
                                   limit=profile.data.coco_train_limit)
-    emb = profile_caption_embeddings(profile, bundle, cs, root, progress)
+    emb = embed_captions(bundle, cs, root, extract=profile.extract, progress=progress)
     return CoarsePairs(image=emb.image[cs.caption_image], text=emb.text, key=emb.key)

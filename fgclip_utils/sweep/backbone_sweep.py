@@ -4,7 +4,7 @@ backbone's own embeddings, on the paper's protocol (Mean Rank at N, :data:`~fgcl
 Backbones are loaded a window at a time (``max_loaded``), ordered so that those with the same image size and
 resize mode come together; within a window, the backbones whose transforms share their geometry are extracted
 in one pass, each image decoded and each crop resized once for all of them
-(:func:`~fgclip_utils.extraction.embedding_cache.profile_embeddings_many`). Every embedding lands in the shared
+(:func:`~fgclip_utils.extraction.embedding_cache.embed_splits`). Every embedding lands in the shared
 embedding cache under the key notebooks 01-03 use, so a backbone a notebook has seen costs nothing here, and the
 other way round. A backbone that fails to load (an unknown tag, a failed download) is reported and skipped,
 never silently dropped.
@@ -27,7 +27,7 @@ from ..evaluation.fine_grained import evaluate_splits
 from ..evaluation.ranking import paper_aggregate
 from ..extraction.clip_models import ClipBundle, load_clip
 from ..extraction.crop_pipeline import shared_decode_groups
-from ..extraction.embedding_cache import profile_caption_embeddings_many, profile_embeddings_many
+from ..extraction.embedding_cache import embed_captions, embed_splits
 from ..extraction.model_sets import Backbone, family_of
 from ..heads.paper_recipe import needs_warmup, paper_head
 from ..heads.study_recipe import load_or_train_head
@@ -181,11 +181,11 @@ def prefetch_head_data(profile: Profile, bundles: Sequence[ClipBundle], kind: st
     for subset in ("train", "val"):
         splits = DIFFICULTY_SPLITS if subset == "train" and not kind.startswith("paper-") else ["hard"]
         bench = load_benchmark(profile, subset, splits)
-        profile_embeddings_many(profile, bundles, bench, splits, progress=progress)
+        embed_splits(list(bundles), bench, extract=profile.extract, progress=progress)
         if kind.startswith("paper-") and needs_warmup([kind], "train", bundles[0]):
             limit = profile.data.warmup_images if subset == "train" else profile.data.warmup_val_images
             cs, root = coarse_caption_set(profile, bench, subset, limit=limit)
-            profile_caption_embeddings_many(profile, bundles, cs, root, progress=progress)
+            embed_captions(list(bundles), cs, root, extract=profile.extract, progress=progress)
 
 
 def train_backbone_head(profile: Profile, bundle: ClipBundle, kind: str = "paper-linear", *, loss: str = "triplet",
@@ -222,7 +222,7 @@ def _sweep(profile: Profile, backbones: Sequence[Pair], kind: str | None, splits
                        total=-(-len(backbones) // max_loaded)):
         for group in window.groups:
             members = [window.bundles[i] for i in group]
-            embs = profile_embeddings_many(profile, members, bench, splits, progress=progress)
+            embs = embed_splits(members, bench, splits, extract=profile.extract, progress=progress)
             if kind is not None:
                 prefetch_head_data(profile, members, kind, progress=progress)
             for bundle, emb in zip(members, embs, strict=True):

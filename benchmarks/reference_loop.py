@@ -15,9 +15,9 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm.auto import tqdm
 
-from ..data.coco_images import crop, image_path
-from ..data.fgovd import Split
-from .clip_models import ClipBundle
+from fgclip_utils.data.coco_images import crop, image_path
+from fgclip_utils.data.fgovd import Split
+from fgclip_utils.extraction.clip_models import ClipBundle
 
 
 @dataclass
