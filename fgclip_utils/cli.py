@@ -53,6 +53,10 @@ def _profile(args):
         if args.precision not in PRECISIONS:
             raise UsageError(f"--precision must be one of {PRECISIONS}, got {args.precision!r}")
         extract = replace(extract, precision=args.precision)
+    if getattr(args, "scale_factor", None) is not None:
+        if not args.scale_factor > 0:
+            raise UsageError(f"--scale-factor must be positive, got {args.scale_factor}")
+        extract = replace(extract, scale_factor=args.scale_factor)
     return replace(P, extract=extract)
 
 
@@ -88,7 +92,7 @@ def _run_of(P, model: str, pretrained: str | None):
     from .extraction.clip_models import weights_id_for
     from .results import Run, run_settings
 
-    return Run(P.name, (model, pretrained), weights_id_for(model, pretrained), run_settings(P))
+    return Run(P.name, ((model, pretrained),), weights_id_for(model, pretrained), run_settings(P))
 
 
 def _kept(P, pairs, splits, out: Path, task: str) -> tuple[list, list]:
@@ -140,6 +144,7 @@ def _build(out: Path) -> None:
 def _prepare(args, task: str | None = None):
     """What ``evaluate`` and ``train`` share: the profile, splits and backbones (usage errors first), the output
     folder, and the backbones left to do after ``--skip-existing``."""
+    from .profiles import backbone_label
     from .results import FINE_GRAINED_TASK
 
     P = _profile(args)
@@ -150,7 +155,7 @@ def _prepare(args, task: str | None = None):
     task = task or FINE_GRAINED_TASK
     todo, kept = _kept(P, pairs, splits, out, task) if args.skip_existing else (pairs, [])
     for model, tag in kept:
-        print(f"kept {model} ({tag or 'random-init'}): every {task} record already in {out}")
+        print(f"kept {backbone_label(model, tag)}: every {task} record already in {out}")
     return P, splits, out, todo, kept
 
 
@@ -217,7 +222,7 @@ def cmd_detect(args) -> int:
             failures.append(SimpleNamespace(backbone=f"{spec.name} ({spec.hub_id})",
                                             error=f"{type(exc).__name__}: {exc}"))
             continue
-        run = Run(P.name, (spec.name, spec.hub_id), spec.hub_id, run_settings(P))
+        run = Run(P.name, ((spec.name, spec.hub_id),), spec.hub_id, run_settings(P))
         for _, row in table.iterrows():
             metrics = {c: (None if row[c] != row[c] else row[c].item() if hasattr(row[c], "item") else row[c])
                        for c in DETECTOR_METRICS}
@@ -321,6 +326,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--splits", nargs="+", default=None, metavar="SPLIT", help="test splits (default: all eight)")
     p.add_argument("--batch-size", type=int, default=None, help="extraction batch size (default: the profile's)")
     p.add_argument("--precision", default=None, help="auto, fp32, bf16, fp16 or half (default: the profile's)")
+    p.add_argument("--scale-factor", type=float, default=None,
+                   help="crop enlargement around the box centre (default: the profile's, 1.0 as the paper)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     p.add_argument("--output", default="fgclip_records", metavar="DIR", help="folder of the JSON records and CSV")
     p.add_argument("--skip-existing", action="store_true", help="keep records already in DIR (same settings)")

@@ -11,7 +11,7 @@ import torch
 from .extraction.clip_forward import resolve_precision
 from .extraction.clip_models import ClipBundle, default_device, load_clip
 from .plots.style import apply_paper_style
-from .profiles import Profile, get_profile
+from .profiles import Profile, backbone_label, get_profile
 from .results import Run, run_for
 
 
@@ -74,7 +74,7 @@ def start(profile: str | None = None, *, backbones=None, backbone=None, device: 
         P = replace(P, data=replace(P.data, warmup_images=int(warmup_images)))
     session = Session(P, torch.device(device) if device else default_device())
     apply_paper_style()
-    names = ", ".join(f"{n} ({p or 'random-init'})" for n, p in P.backbones)
+    names = ", ".join(backbone_label(n, p) for n, p in P.backbones)
     extra = "".join(f"  {k}={v}" for k, v in shown.items())
     print(f"profile={P.name}  backbone(s)={names}  device={session.device}  precision={session.precision}  "
           f"scale_factor={P.extract.scale_factor}{extra}")

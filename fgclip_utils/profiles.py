@@ -11,11 +11,26 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from .data.fgovd import PAPER_N, SYNTHETIC_N
 
 PROFILE_ENV = "FGCLIP_PROFILE"
 LOSSES = ("triplet", "infonce")
+
+
+SCHEMES = ("hf-hub:", "local-dir:")  # backbone names that are a place, not an open_clip config
+
+
+def backbone_label(model: str, pretrained: str | None, *, full_path: bool = False) -> str:
+    """How a backbone is named in every table, figure and message: ``model (tag)``, ``random-init`` without
+    weights, a weights file by its file name (``full_path``: by its path, as error messages do); an
+    ``hf-hub:``/``local-dir:`` name as it is."""
+    if model.startswith(SCHEMES):
+        return model
+    tag = pretrained if pretrained and (full_path or not os.path.isfile(pretrained)) else \
+        (Path(pretrained).name if pretrained else "random-init")
+    return f"{model} ({tag})"
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,8 @@ import pandas as pd
 from .atomic_io import atomic_write_bytes, atomic_write_json, sha256_json
 from .cache import cache_folder
 from .environment import package_versions
-from .profiles import PROFILES, Profile, profile_from_settings
+from .extraction.model_sets import MODEL_SETS
+from .profiles import PROFILES, Profile, backbone_label, profile_from_settings
 
 # name -> (what it holds, columns it must have)
 RESULT_TABLES: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -74,26 +75,43 @@ def run_settings(profile: Profile) -> dict:
 
 @dataclass(frozen=True)
 class Run:
-    """One profile, one backbone, one set of settings: where its tables, records and figures go."""
+    """Where one profile's results with one set of settings go: with one backbone (notebooks 01-03,
+    ``<cache>/results/<profile>/<model>-<weights>[-s<key>]/``) or, given a ``panel``, a sweep over several
+    (notebook 04 and ``python -m fgclip_utils evaluate``, ``.../sweep-<panel>[-s<key>]/``; each backbone's
+    embeddings live in the shared embedding cache, as notebooks 01-03 make them)."""
 
     profile: str
-    backbone: tuple[str, str | None]  # (model, pretrained tag or weights file)
-    weights_id: str  # what identifies the weights (the tag, or a local file's sha256)
+    backbones: tuple[tuple[str, str | None], ...]  # (model, pretrained tag or weights file) each
+    weights_id: str | None  # what identifies one backbone's weights (the tag, a file's sha256); None for a sweep
     settings: dict = field(hash=False, compare=False)
+    panel: str | None = None  # a sweep's named set of MODEL_SETS, or "custom"; None for one backbone
+
+    @property
+    def is_sweep(self) -> bool:
+        return self.panel is not None
+
+    @property
+    def backbone(self) -> tuple[str, str | None]:
+        """The one backbone of a run (the first of a sweep)."""
+        return self.backbones[0]
 
     @property
     def settings_key(self) -> str:
-        """Empty for the profile's default settings, else a short key of them."""
+        """Empty for the profile's default settings (and, for a sweep, a named panel as it is), else a short key."""
         default = PROFILES.get(self.profile)
-        if default is not None and run_settings(default) == self.settings:
-            return ""
-        return sha256_json(self.settings)[:8]
+        defaults = default is not None and run_settings(default) == self.settings
+        if not self.is_sweep:
+            return "" if defaults else sha256_json(self.settings)[:8]
+        named = self.panel in MODEL_SETS and MODEL_SETS[self.panel].pairs() == self.backbones
+        return "" if defaults and named else sha256_json({"settings": self.settings, "backbones": self.backbones})[:8]
 
     @property
     def name(self) -> str:
-        model, _ = self.backbone
-        weights = self.weights_id if not self.weights_id.startswith("file:") else f"file-{self.weights_id[5:17]}"
-        base = _slug(f"{model}-{weights}".replace("random:", "random"))
+        if self.is_sweep:
+            base = f"sweep-{_slug(self.panel)}"
+        else:
+            weights = self.weights_id if not self.weights_id.startswith("file:") else f"file-{self.weights_id[5:17]}"
+            base = _slug(f"{self.backbone[0]}-{weights}".replace("random:", "random"))
         return f"{base}-s{self.settings_key}" if self.settings_key else base
 
     @property
@@ -102,109 +120,62 @@ class Run:
 
     def profile_object(self) -> Profile:
         """The profile as this run was made (its settings applied to the named profile)."""
-        return profile_from_settings(self.profile, self.settings, backbones=(self.backbone,))
+        return profile_from_settings(self.profile, self.settings, backbones=self.backbones)
 
     def save_meta(self) -> Path:
-        """Record what the run is (``run.json``), so that it can be redrawn later from its folder alone."""
-        return atomic_write_json(self.folder / "run.json", {"profile": self.profile, "backbone": list(self.backbone),
-                                                            "weights_id": self.weights_id, "settings": self.settings})
+        """Record what the run is (``run.json``, a sweep's ``sweep.json``), so that it can be redrawn later from
+        its folder alone."""
+        return atomic_write_json(self.folder / _META[self.is_sweep], {
+            "profile": self.profile, "backbones": [list(b) for b in self.backbones], "weights_id": self.weights_id,
+            "settings": self.settings, "panel": self.panel})
 
     @classmethod
     def from_folder(cls, folder: str | os.PathLike) -> Run:
-        path = Path(folder) / "run.json"
+        folder = Path(folder)
+        path = folder / _META[(folder / _META[True]).is_file()]
         try:
             meta = json.loads(path.read_text())
-            return cls(meta["profile"], tuple(meta["backbone"]), meta["weights_id"], meta["settings"])
+            backbones = meta["backbones"] if "backbones" in meta else [meta["backbone"]]  # a record of before
+            return cls(meta["profile"], tuple(tuple(b) for b in backbones), meta.get("weights_id"), meta["settings"],
+                       meta.get("panel"))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ResultTableError(f"{path}: not a readable run record ({exc})") from exc
 
     def describe(self) -> str:
-        model, pretrained = self.backbone
-        what = f"{model} ({pretrained or 'random-init'}), profile {self.profile}"
+        if self.is_sweep:
+            what = f"{len(self.backbones)} backbones (panel {self.panel}), profile {self.profile}"
+        else:
+            what = f"{backbone_label(*self.backbone)}, profile {self.profile}"
         return what + (f", settings {self.settings_key} (not the profile's defaults)" if self.settings_key else "")
 
 
-@dataclass(frozen=True)
-class Sweep:
-    """One profile over a panel of backbones (notebook 04, ``python -m fgclip_utils evaluate``): where the
-    sweep's tables and figures go, ``<cache>/results/<profile>/sweep-<panel>[-s<key>]/``. Each backbone's
-    embeddings live in the shared embedding cache, as notebooks 01-03 make them."""
-
-    profile: str
-    panel: str  # a named set of :data:`~fgclip_utils.extraction.model_sets.MODEL_SETS`, or "custom"
-    backbones: tuple[tuple[str, str | None], ...]
-    settings: dict = field(hash=False, compare=False)
-
-    @property
-    def settings_key(self) -> str:
-        """Empty for the profile's defaults and a named panel as it is, else a short key of both."""
-        from .extraction.model_sets import MODEL_SETS
-
-        default = PROFILES.get(self.profile)
-        named = self.panel in MODEL_SETS and MODEL_SETS[self.panel].pairs() == self.backbones
-        if default is not None and run_settings(default) == self.settings and named:
-            return ""
-        return sha256_json({"settings": self.settings, "backbones": self.backbones})[:8]
-
-    @property
-    def name(self) -> str:
-        base = f"sweep-{_slug(self.panel)}"
-        return f"{base}-s{self.settings_key}" if self.settings_key else base
-
-    @property
-    def folder(self) -> Path:
-        return cache_folder("results") / self.profile / self.name
-
-    def profile_object(self) -> Profile:
-        return profile_from_settings(self.profile, self.settings, backbones=self.backbones)
-
-    def save_meta(self) -> Path:
-        return atomic_write_json(self.folder / "sweep.json", {"profile": self.profile, "panel": self.panel,
-                                                              "backbones": [list(b) for b in self.backbones],
-                                                              "settings": self.settings})
-
-    @classmethod
-    def from_folder(cls, folder: str | os.PathLike) -> Sweep:
-        path = Path(folder) / "sweep.json"
-        try:
-            meta = json.loads(path.read_text())
-            return cls(meta["profile"], meta["panel"], tuple(tuple(b) for b in meta["backbones"]), meta["settings"])
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ResultTableError(f"{path}: not a readable sweep record ({exc})") from exc
-
-    def describe(self) -> str:
-        what = f"{len(self.backbones)} backbones (panel {self.panel}), profile {self.profile}"
-        return what + (f", settings {self.settings_key} (not the defaults)" if self.settings_key else "")
+_META = {False: "run.json", True: "sweep.json"}
 
 
-def sweep_for(profile: Profile, panel: str, backbones) -> Sweep:
+def sweep_for(profile: Profile, panel: str, backbones) -> Run:
     """The sweep of ``profile`` over ``backbones`` (pairs (model, pretrained)) called ``panel``."""
-    sweep = Sweep(profile.name, panel, tuple((b[0], b[1]) for b in backbones), run_settings(profile))
+    sweep = Run(profile.name, tuple((b[0], b[1]) for b in backbones), None, run_settings(profile), panel)
     sweep.save_meta()
     return sweep
 
 
-def _folders_holding(profile: str, meta: str) -> list[Path]:
-    """The folders of ``profile``'s results that hold a ``meta`` file (``run.json``, ``sweep.json``), sorted."""
-    root = cache_folder("results") / profile
-    return sorted(p for p in root.iterdir() if (p / meta).is_file()) if root.is_dir() else []
-
-
-def sweeps_of(profile: str) -> list[Sweep]:
-    """The sweeps of ``profile`` that have results in the cache."""
-    return [Sweep.from_folder(p) for p in _folders_holding(profile, "sweep.json")]
-
-
 def run_for(profile: Profile, bundle) -> Run:
     """The run of ``profile`` with backbone ``bundle`` (a loaded :class:`~fgclip_utils.ClipBundle`)."""
-    run = Run(profile.name, (bundle.name, bundle.pretrained), bundle.weights_id, run_settings(profile))
+    run = Run(profile.name, ((bundle.name, bundle.pretrained),), bundle.weights_id, run_settings(profile))
     run.save_meta()
     return run
 
 
-def runs_of(profile: str) -> list[Run]:
-    """The runs of ``profile`` that have results in the cache."""
-    return [Run.from_folder(p) for p in _folders_holding(profile, "run.json")]
+def runs_of(profile: str, sweeps: bool = False) -> list[Run]:
+    """The runs of ``profile`` that have results in the cache (``sweeps=True``: its sweeps), sorted by folder."""
+    root = cache_folder("results") / profile
+    folders = sorted(p for p in root.iterdir() if (p / _META[sweeps]).is_file()) if root.is_dir() else []
+    return [Run.from_folder(p) for p in folders]
+
+
+def sweeps_of(profile: str) -> list[Run]:
+    """The sweeps of ``profile`` that have results in the cache."""
+    return runs_of(profile, sweeps=True)
 
 
 def history_table(kind: str, stage: str) -> str:
@@ -219,11 +190,11 @@ def _schema(name: str) -> tuple[str, ...]:
     return RESULT_TABLES[base][1]
 
 
-def _folder(run: Run | Sweep | str | os.PathLike) -> Path:
-    return run.folder if isinstance(run, Run | Sweep) else Path(run)
+def _folder(run: Run | str | os.PathLike) -> Path:
+    return run.folder if isinstance(run, Run) else Path(run)
 
 
-def table_path(name: str, run: Run | Sweep | str | os.PathLike) -> Path:
+def table_path(name: str, run: Run | str | os.PathLike) -> Path:
     _schema(name)
     return _folder(run) / f"{name}.csv"
 
@@ -238,7 +209,7 @@ def _csv_bytes(table: pd.DataFrame) -> bytes:
     return buf.getvalue().encode()
 
 
-def save_table(table: pd.DataFrame, name: str, run: Run | Sweep | str | os.PathLike) -> Path:
+def save_table(table: pd.DataFrame, name: str, run: Run | str | os.PathLike) -> Path:
     """Write ``table`` (it must have the columns its name requires) and its manifest, both atomically."""
     missing = [c for c in _schema(name) if c not in table.columns]
     if missing:
@@ -250,7 +221,7 @@ def save_table(table: pd.DataFrame, name: str, run: Run | Sweep | str | os.PathL
     return path
 
 
-def load_table(name: str, run: Run | Sweep | str | os.PathLike) -> pd.DataFrame:
+def load_table(name: str, run: Run | str | os.PathLike) -> pd.DataFrame:
     """The table ``name`` of ``run``, verified against its manifest; FileNotFoundError when the notebook that
     makes it has not run, :class:`ResultTableError` when it is damaged."""
     path = table_path(name, run)

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 import fgclip_utils as fg
-from fgclip_utils.results import Sweep
+from fgclip_utils.results import Run
 from fgclip_utils.sweep.backbone_sweep import load_windows
 
 
@@ -69,7 +69,7 @@ def test_sweep_folder_names_and_registered_figures(cache_dir, smoke, tmp_path):
     custom = fg.sweep_for(smoke, "custom", [("fgclip-tiny", None)])
     assert custom.name.startswith("sweep-custom-s") and custom.settings_key
     assert {s.name for s in fg.sweeps_of("smoke")} == {tiny.name, custom.name}
-    assert Sweep.from_folder(tiny.folder) == tiny
+    assert Run.from_folder(tiny.folder) == tiny
 
     tables = fg.sweep_vanilla(smoke, tiny.backbones, device="cpu", progress=False)
     fg.save_table(tables.backbones, "nb04_backbones", tiny)
@@ -88,4 +88,4 @@ def test_sweep_folder_names_and_registered_figures(cache_dir, smoke, tmp_path):
     with pytest.raises(ValueError, match="drawn per run, not per sweep"):
         fg.draw_figure("fig01_split_mean_rank", tiny)
     with pytest.raises(ValueError, match="drawn per sweep, not per run"):
-        fg.draw_figure("fig09_sweep_heatmap", fg.Run("smoke", ("fgclip-tiny", None), "random:0", {}))
+        fg.draw_figure("fig09_sweep_heatmap", fg.Run("smoke", (("fgclip-tiny", None),), "random:0", {}))

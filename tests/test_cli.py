@@ -98,6 +98,7 @@ def test_skip_existing_keeps_complete_backbones_and_redoes_damaged_or_other_sett
     ([], "no backbone given"),
     (["--model", "fgclip-tiny", "--batch-size", "0"], "--batch-size must be at least 1"),
     (["--model", "fgclip-tiny", "--precision", "fp8"], "--precision must be one of"),
+    (["--model", "fgclip-tiny", "--scale-factor", "0"], "--scale-factor must be positive"),
     (["--model", "fgclip-tiny", "--profile", "ful"], "unknown profile 'ful'"),
 ])
 def test_bad_arguments_exit_2_before_any_work(args, message, cache_dir, tmp_path, capsys):
@@ -108,6 +109,15 @@ def test_bad_arguments_exit_2_before_any_work(args, message, cache_dir, tmp_path
     assert cli.main(argv) == cli.EXIT_USAGE
     assert message in capsys.readouterr().err
     assert not list(out.glob("*.json"))
+
+
+def test_scale_factor_reaches_the_profile_of_evaluate_and_train():
+    for command in ("evaluate", "train"):
+        args = cli.parser().parse_args([command, "--profile", "smoke", "--model", "fgclip-tiny", "--scale-factor",
+                                        "1.5"])
+        assert cli._profile(args).extract.scale_factor == 1.5
+    default = cli.parser().parse_args(["evaluate", "--profile", "smoke", "--model", "fgclip-tiny"])
+    assert cli._profile(default).extract.scale_factor == fg.get_profile("smoke").extract.scale_factor
 
 
 def test_models_file_pairs_and_errors_name_the_line(cache_dir, tmp_path, capsys):

@@ -27,11 +27,11 @@ import open_clip
 import torch
 
 from ..atomic_io import sha256_file
+from ..profiles import SCHEMES, backbone_label
 from .pixel_transform import PixelTransform, split_transform
 
 TINY_MODEL = "fgclip-tiny"
 QUICKGELU_SUFFIX = "-quickgelu"
-SCHEMES = ("hf-hub:", "local-dir:")
 EXTRAS = {"transformers": "siglip", "sentencepiece": "siglip"}  # packages some tokenizers need -> our extra
 _CONFIG_DIR = Path(__file__).parents[1] / "model_configs"
 open_clip.add_model_config(_CONFIG_DIR)
@@ -65,11 +65,7 @@ class ClipBundle:
 
     @property
     def label(self) -> str:
-        if self.name.startswith(SCHEMES):
-            return self.name
-        tag = self.pretrained if self.pretrained and not os.path.isfile(self.pretrained) else \
-            (Path(self.pretrained).name if self.pretrained else "random-init")
-        return f"{self.name} ({tag})"
+        return backbone_label(self.name, self.pretrained)
 
 
 def as_bundles(backbones: ClipBundle | Sequence[ClipBundle]) -> list[ClipBundle]:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..profiles import backbone_label
+
 TINY_MODELS = ("fgclip-tiny", "fgclip-tiny-w128", "fgclip-tiny-w192")
 
 
@@ -26,7 +28,7 @@ class Backbone:
 
     @property
     def label(self) -> str:
-        return f"{self.model} ({self.pretrained or 'random-init'})"
+        return backbone_label(self.model, self.pretrained, full_path=True)
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 
 from ..atomic_io import atomic_path, atomic_write_json, sha256_file, sha256_json
 from ..evaluation.similarity import SimilarityHead
+
+T = TypeVar("T")
 
 
 class CheckpointError(ValueError):
@@ -74,6 +79,19 @@ def load_head_state(path: str | os.PathLike, head: SimilarityHead, key: str | No
     except (RuntimeError, TypeError, AttributeError) as exc:
         raise CheckpointError(f"{path}: does not fit a {head.kind} head ({exc})") from exc
     return head.cpu().eval()
+
+
+def train_or_load(path: str | os.PathLike, key: str, build: Callable[[], SimilarityHead],
+                  train: Callable[[SimilarityHead], T]) -> tuple[SimilarityHead | None, T | None]:
+    """``(head, None)`` loaded from a usable checkpoint at ``path`` made under ``key`` (verified, loaded with
+    ``weights_only=True``), else ``(None, train(build()))``: the one way both recipes reuse a trained head. An
+    unusable checkpoint is named in a warning before training again."""
+    found, why = find_head(path, build(), key)
+    if found is not None:
+        return found, None
+    if Path(path).exists():
+        warnings.warn(f"not using {path}: {why}; training the head again", stacklevel=3)
+    return None, train(build())
 
 
 def find_head(path: str | os.PathLike, head: SimilarityHead, key: str) -> tuple[SimilarityHead | None, str]:

@@ -19,7 +19,6 @@ only changes which captions share a validation batch).
 from __future__ import annotations
 
 import time
-import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -28,17 +27,16 @@ import torch
 from tqdm.auto import tqdm
 
 from ..cache import cache_folder
-from ..data.benchmark_data import load_benchmark
-from ..data.coco_captions import coarse_caption_set
 from ..evaluation.ranking import rank_positive, summarize
 from ..evaluation.similarity import SimilarityHead
 from ..extraction.clip_models import ClipBundle, default_device
-from ..extraction.embedding_cache import CaptionEmbeddings, SplitEmbeddings, embed_captions, embed_splits
+from ..extraction.embedding_cache import CaptionEmbeddings, SplitEmbeddings
 from ..profiles import Profile, StageConfig
-from .checkpoints import checkpoint_key, find_head, read_sidecar, save_head
+from .checkpoints import checkpoint_key, read_sidecar, save_head, train_or_load
 from .fgclip_checkpoints import download_fgclip_checkpoint, load_fgclip_checkpoint
 from .losses import anchored_hinge, warmup_hinge
 from .paper_heads import PAPER_HEAD_KINDS, build_paper_head
+from .recipe_data import recipe_embeddings
 from .study_recipe import backbone_folder
 from .training import check_finite, snapshot_state, train_epoch
 
@@ -185,18 +183,20 @@ def run_stage(kind: str, dim: int, stage: StageConfig, train: PairData | RowData
     key = checkpoint_key(recipe="paper", version=RECIPE_VERSION, kind=kind, cosine=cosine, stage=asdict(stage),
                          train=train.key, val=val.key, start=start_key)
     path = paper_checkpoint(folder, kind, stage.stage, key)
-    found, why = find_head(path, build_paper_head(kind, dim, cosine=cosine), key)
-    if found is not None:
-        meta = read_sidecar(path) or {}
-        return StageResult(found, stage.stage, pd.DataFrame(meta.get("history", {})), int(meta.get("best_epoch", -1)),
-                           float(meta.get("best_val_loss", float("nan"))), float(meta.get("seconds", 0.0)), path, key,
-                           trained=False)
-    if path.exists():
-        warnings.warn(f"not using {path}: {why}; training again", stacklevel=2)
-    head = build_paper_head(kind, dim, seed=stage.seed, cosine=cosine)
-    if start is not None:
-        head.load_state_dict(start.state_dict())
-    return train_stage(head, train, val, stage, path, key, device=device, progress=progress)
+    def build() -> SimilarityHead:
+        head = build_paper_head(kind, dim, seed=stage.seed, cosine=cosine)
+        if start is not None:
+            head.load_state_dict(start.state_dict())
+        return head
+
+    found, result = train_or_load(path, key, build, lambda head: train_stage(head, train, val, stage, path, key,
+                                                                             device=device, progress=progress))
+    if found is None:
+        return result
+    meta = read_sidecar(path) or {}
+    return StageResult(found, stage.stage, pd.DataFrame(meta.get("history", {})), int(meta.get("best_epoch", -1)),
+                       float(meta.get("best_val_loss", float("nan"))), float(meta.get("seconds", 0.0)), path, key,
+                       trained=False)
 
 
 def paper_checkpoints_folder(profile_name: str, backbone_folder: str) -> Path:
@@ -235,21 +235,14 @@ def paper_training_data(profile: Profile, bundle: ClipBundle, with_warmup: bool 
     """Stage 2's FG-OVD Hard training and validation rows (only those two split files and their images are
     downloaded), and, ``with_warmup``, stage 1's caption pairs: COCO Karpathy train + restval and val in
     ``full``, the synthetic benchmark's scenes in ``smoke``."""
-    train_bench = load_benchmark(profile, "train", ["hard"])
-    val_bench = load_benchmark(profile, "val", ["hard"])
-    hard_train = embed_splits(bundle, train_bench, extract=profile.extract, progress=progress)["hard"]
-    hard_val = embed_splits(bundle, val_bench, extract=profile.extract, progress=progress)["hard"]
-    data = PaperData(RowData.from_split(hard_train), RowData.from_split(hard_val))
+    emb = recipe_embeddings(profile, bundle, "paper-linear", with_warmup=with_warmup, progress=progress)
+    data = PaperData(RowData.from_split(emb.splits["train"]["hard"]), RowData.from_split(emb.splits["val"]["hard"]))
     description = {"stage 2 train rows (>= 10 negatives)": len(data.finetune_train),
                    "stage 2 val rows": len(data.finetune_val)}
-    if with_warmup:
-        for subset, bench, limit in (("train", train_bench, profile.data.warmup_images),
-                                     ("val", val_bench, profile.data.warmup_val_images)):
-            cs, root = coarse_caption_set(profile, bench, subset, limit=limit)
-            pairs = PairData.from_captions(embed_captions(bundle, cs, root, extract=profile.extract,
-                                                                  progress=progress))
-            setattr(data, f"warmup_{subset}", pairs)
-            description[f"stage 1 {subset} pairs ({cs.name})"] = len(pairs)
+    for subset, captions in emb.captions.items():
+        pairs = PairData.from_captions(captions)
+        setattr(data, f"warmup_{subset}", pairs)
+        description[f"stage 1 {subset} pairs ({captions.caption_set.name})"] = len(pairs)
     data.description = description
     return data
 

@@ -7,7 +7,6 @@ the training settings and the head, so changing any of them trains anew instead 
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import asdict
 from pathlib import Path
 
@@ -16,13 +15,13 @@ import torch
 from ..cache import cache_folder
 from ..data.benchmark_data import load_benchmark
 from ..data.coco_captions import coarse_caption_set
-from ..data.fgovd import DIFFICULTY_SPLITS
 from ..evaluation.similarity import SimilarityHead
 from ..extraction.clip_models import ClipBundle
-from ..extraction.embedding_cache import SplitEmbeddings, embed_captions, embed_splits
+from ..extraction.embedding_cache import SplitEmbeddings, embed_captions
 from ..profiles import Profile
 from .architectures import build_head
-from .checkpoints import checkpoint_key, find_head
+from .checkpoints import checkpoint_key, train_or_load
+from .recipe_data import recipe_embeddings
 from .training import CoarsePairs, TrainResult, merge_embeddings, train_head
 
 RECIPE_VERSION = 1
@@ -31,12 +30,8 @@ RECIPE_VERSION = 1
 def training_data(profile: Profile, bundle: ClipBundle, progress: bool = True
                   ) -> tuple[SplitEmbeddings, SplitEmbeddings]:
     """Training rows (the four difficulty splits of the training set, merged) and the Hard validation split."""
-    # only the splits used are downloaded (and their images), not all eight of each subset
-    train_bench = load_benchmark(profile, "train", DIFFICULTY_SPLITS)
-    val_bench = load_benchmark(profile, "val", ["hard"])
-    parts = embed_splits(bundle, train_bench, DIFFICULTY_SPLITS, extract=profile.extract, progress=progress)
-    val = embed_splits(bundle, val_bench, extract=profile.extract, progress=progress)["hard"]
-    return merge_embeddings(list(parts.values())), val
+    emb = recipe_embeddings(profile, bundle, "study", progress=progress)
+    return merge_embeddings(list(emb.splits["train"].values())), emb.splits["val"]["hard"]
 
 
 def backbone_folder(bundle: ClipBundle) -> str:
@@ -70,13 +65,11 @@ def study_head(profile: Profile, bundle: ClipBundle, kind: str, loss: str, train
     cfg = profile.train_config(loss, **overrides)
     key = study_head_key(kind, cfg, train, val, coarse)
     path = checkpoint_path(profile, bundle, kind, loss, key)
-    found, why = find_head(path, build_head(kind, bundle.embed_dim, seed=0), key)
+    found, result = train_or_load(path, key, lambda: build_head(kind, bundle.embed_dim, seed=0),
+                                  lambda head: train_head(head, train, val, cfg, path, device=device, coarse=coarse,
+                                                          progress=progress, key=key))
     if found is not None:
         return (found.to(device) if device else found), None
-    if path.exists():
-        warnings.warn(f"not using {path}: {why}; training the head again", stacklevel=2)
-    head = build_head(kind, bundle.embed_dim, seed=0)
-    result = train_head(head, train, val, cfg, path, device=device, coarse=coarse, progress=progress, key=key)
     return result.head, result
 
 

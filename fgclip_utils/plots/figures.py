@@ -18,7 +18,7 @@ import pandas as pd
 
 from ..data.benchmark_data import Benchmark, load_benchmark
 from ..data.reported_results import paper_results, reported_detectors
-from ..results import ResultTableError, Run, Sweep, history_table, load_table, runs_of, sweeps_of
+from ..results import ResultTableError, Run, history_table, load_table, runs_of, sweeps_of
 from . import fine_grained_plots, head_plots, sweep_plots, umap_plots
 from .style import apply_paper_style, save_figure
 
@@ -27,7 +27,7 @@ from .style import apply_paper_style, save_figure
 class FigureContext:
     """What a figure is drawn from: a run's cached result tables and, for crops, its test benchmark."""
 
-    run: Run | Sweep
+    run: Run
     benchmark: Benchmark | None = None  # the test benchmark, loaded from the cache when first needed
     _tables: dict = field(default_factory=dict, repr=False)
 
@@ -145,20 +145,20 @@ FIGURES: dict[str, FigureSpec] = {spec.stem: spec for spec in (
 )}
 
 
-def figure_tag(run: Run | Sweep) -> str:
+def figure_tag(run: Run) -> str:
     return f"{run.profile}_{run.name}"
 
 
-def draw_figure(stem: str, run: Run | Sweep, *, benchmark: Benchmark | None = None,
+def draw_figure(stem: str, run: Run, *, benchmark: Benchmark | None = None,
                 out_dir: str | os.PathLike | None = None, verbose: bool = True) -> plt.Figure:
-    """Draw figure ``stem`` of ``run`` (a :class:`~fgclip_utils.results.Sweep` for notebook 04's figures) from
+    """Draw figure ``stem`` of ``run`` (a sweep for notebook 04's figures) from
     its cached result tables and save it as PDF and PNG.
 
     ``benchmark`` is the test benchmark when the caller already has it (the failure gallery needs its crops).
     """
     if stem not in FIGURES:
         raise KeyError(f"unknown figure {stem!r}; expected one of {list(FIGURES)}")
-    scope = "sweep" if isinstance(run, Sweep) else "run"
+    scope = "sweep" if run.is_sweep else "run"
     if FIGURES[stem].scope != scope:
         raise ValueError(f"figure {stem!r} is drawn per {FIGURES[stem].scope}, not per {scope}")
     apply_paper_style()
@@ -177,7 +177,7 @@ def redraw_all(profile: str, out_dir: str | os.PathLike | None = None) -> tuple[
         skipped.append(f"no results of profile {profile!r} yet: run notebooks 01-04 first")
     for run in [*runs, *sweeps]:
         ctx = FigureContext(run)
-        scope = "sweep" if isinstance(run, Sweep) else "run"
+        scope = "sweep" if run.is_sweep else "run"
         for stem, spec in FIGURES.items():
             if spec.scope != scope:
                 continue

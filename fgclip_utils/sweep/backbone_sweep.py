@@ -21,15 +21,14 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data.benchmark_data import Benchmark, load_benchmark
-from ..data.coco_captions import coarse_caption_set
-from ..data.fgovd import DIFFICULTY_SPLITS
 from ..evaluation.fine_grained import evaluate_splits
 from ..evaluation.ranking import paper_aggregate
 from ..extraction.clip_models import ClipBundle, load_clip
 from ..extraction.crop_pipeline import shared_decode_groups
-from ..extraction.embedding_cache import embed_captions, embed_splits
+from ..extraction.embedding_cache import embed_splits
 from ..extraction.model_sets import Backbone, family_of
 from ..heads.paper_recipe import needs_warmup, paper_head
+from ..heads.recipe_data import recipe_embeddings
 from ..heads.study_recipe import load_or_train_head
 from ..profiles import Profile
 
@@ -174,20 +173,6 @@ def head_gain_row(backbone: str, kind: str, vanilla: pd.DataFrame, head: pd.Data
     return row
 
 
-def prefetch_head_data(profile: Profile, bundles: Sequence[ClipBundle], kind: str, progress: bool = True) -> None:
-    """Fill the embedding cache with what training ``kind`` on each of ``bundles`` reads, one decode per
-    shared-decode group: the training and validation splits (a paper head: Hard; a study head: the four
-    difficulty splits) and, for a paper head, stage 1's caption sets."""
-    for subset in ("train", "val"):
-        splits = DIFFICULTY_SPLITS if subset == "train" and not kind.startswith("paper-") else ["hard"]
-        bench = load_benchmark(profile, subset, splits)
-        embed_splits(list(bundles), bench, extract=profile.extract, progress=progress)
-        if kind.startswith("paper-") and needs_warmup([kind], "train", bundles[0]):
-            limit = profile.data.warmup_images if subset == "train" else profile.data.warmup_val_images
-            cs, root = coarse_caption_set(profile, bench, subset, limit=limit)
-            embed_captions(list(bundles), cs, root, extract=profile.extract, progress=progress)
-
-
 def train_backbone_head(profile: Profile, bundle: ClipBundle, kind: str = "paper-linear", *, loss: str = "triplet",
                         device=None, progress: bool = True):
     """``kind`` trained on ``bundle``'s own embeddings: a ``paper-*`` kind with the paper's two-stage recipe
@@ -224,7 +209,9 @@ def _sweep(profile: Profile, backbones: Sequence[Pair], kind: str | None, splits
             members = [window.bundles[i] for i in group]
             embs = embed_splits(members, bench, splits, extract=profile.extract, progress=progress)
             if kind is not None:
-                prefetch_head_data(profile, members, kind, progress=progress)
+                # what training the head on each reads, one decode per shared-decode group
+                warmup = kind.startswith("paper-") and needs_warmup([kind], "train", members[0])
+                recipe_embeddings(profile, members, kind, with_warmup=warmup, progress=progress)
             for bundle, emb in zip(members, embs, strict=True):
                 vanilla = _vanilla_rows(profile, bundle, emb)
                 head_rows = None
