@@ -17,7 +17,8 @@ names them (``<dataset>_<pretrained>_<model>_en_<task>.json``; dataset ``fgovd_<
 profile settings is kept and its evaluation not run again (a backbone with every record is not even loaded).
 
 Exit codes: 0 every evaluation asked for is done (or kept); 1 some failed (the others' records are written, the
-failures listed); 2 the arguments are wrong (unknown model, tag, set or split, with close matches; an unreadable
+failures listed), or some annotations were ranked without their image (counted beside every number; exit 0 with
+``--allow-missing``); 2 the arguments are wrong (unknown model, tag, set or split, with close matches; an unreadable
 models file), nothing run; 130 interrupted.
 """
 from __future__ import annotations
@@ -44,6 +45,15 @@ def _profile(args):
         P = get_profile(args.profile)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
+    if getattr(args, "device", None) is not None:
+        import torch
+
+        try:
+            device = torch.device(args.device)
+        except (RuntimeError, ValueError) as exc:
+            raise UsageError(f"--device {args.device!r} is not a device ({exc}); e.g. cpu, cuda, cuda:1") from exc
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise UsageError(f"--device {args.device!r}: this machine has no CUDA device (use --device cpu)")
     extract = P.extract
     if getattr(args, "batch_size", None) is not None:
         if args.batch_size < 1:
@@ -116,6 +126,11 @@ def _kept(P, pairs, splits, out: Path, task: str) -> tuple[list, list]:
                 print(f"  {path.name}: made with other settings, evaluating again", file=sys.stderr)
                 complete = False
                 break
+            if (record["metrics"].get("missing_images") or 0) > 0:
+                print(f"  {path.name}: made without {record['metrics']['missing_images']} of its images, "
+                      "evaluating again", file=sys.stderr)
+                complete = False
+                break
         (done if complete else todo).append((model, pretrained))
     return todo, done
 
@@ -128,9 +143,20 @@ def _write_records(P, result, rows, out: Path, task: str) -> list[Path]:
     return record_split_table(run, rows, files, _source(P), task=task, folder=out)
 
 
-def _report_failures(failures) -> int:
+def _missing_note(rows) -> str:
+    """`` (N of M annotations without their image, x%)`` for per-split rows that lost some, else ``""``."""
+    missing = int(rows["missing_images"].sum())
+    total = missing + int(rows["n"].sum()) + int(rows["skipped"].sum())
+    return f" ({missing} of {total} annotations without their image, {missing / total:.1%})" if missing else ""
+
+
+def _report_failures(failures, missing: int = 0, allow_missing: bool = False) -> int:
     for f in failures:
         print(f"FAILED {f.backbone}: {f.error}", file=sys.stderr)
+    if missing and not allow_missing:
+        print(f"INCOMPLETE: {missing} annotation(s) were ranked without their image (see each line above and the "
+              "records' missing_images); rerun once the images can be had, or pass --allow-missing", file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_FAILED if failures else EXIT_OK
 
 
@@ -165,13 +191,16 @@ def cmd_evaluate(args) -> int:
 
     P, splits, out, todo, kept = _prepare(args)
     written: list[Path] = []
+    missing = [0]
 
     def on_backbone(result):
         paths = _write_records(P, result, result.vanilla, out, FINE_GRAINED_TASK)
         written.extend(paths)
+        missing[0] += int(result.vanilla["missing_images"].sum())
         fg = result.vanilla.set_index("split")["mean_rank_at_n"]
         print(f"{result.bundle.label}: mean rank at N per split "
-              + ", ".join(f"{s} {v:.3f}" for s, v in fg.items()) + f" -> {len(paths)} records")
+              + ", ".join(f"{s} {v:.3f}" for s, v in fg.items()) + _missing_note(result.vanilla)
+              + f" -> {len(paths)} records")
 
     failures = []
     if todo:
@@ -183,7 +212,7 @@ def cmd_evaluate(args) -> int:
     print(f"{len(written)} records written, {len(kept)} backbone(s) kept, {len(failures)} failed; profile {P.name}, "
           f"metric: the paper's Mean Rank at N (1 is best) beside the study's accuracy")
     _build(out)
-    return _report_failures(failures)
+    return _report_failures(failures, missing[0], args.allow_missing)
 
 
 DETECTOR_TASK = "detector_ranking"
@@ -255,10 +284,14 @@ def cmd_train(args) -> int:
     if splits and len(splits) < 8:
         print("note: the FG-OVD Mean Rank (the gain) needs all eight splits; per-split numbers only", file=sys.stderr)
     written: list[Path] = []
+    missing = [0]
 
     def on_backbone(result):
         written.extend(_write_records(P, result, result.vanilla, out, FINE_GRAINED_TASK))
         written.extend(_write_records(P, result, result.head, out, task))
+        missing[0] += int(result.vanilla["missing_images"].sum())
+        if note := _missing_note(result.vanilla):
+            print(f"{result.bundle.label}:{note}")
 
     failures, heads = [], None
     if todo:
@@ -272,7 +305,7 @@ def cmd_train(args) -> int:
         print("NOTE:", P.disclaimer)
     print(f"{len(written)} records written, {len(kept)} backbone(s) kept, {len(failures)} failed")
     _build(out)
-    return _report_failures(failures)
+    return _report_failures(failures, missing[0], args.allow_missing)
 
 
 def cmd_build(args) -> int:
@@ -331,6 +364,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     p.add_argument("--output", default="fgclip_records", metavar="DIR", help="folder of the JSON records and CSV")
     p.add_argument("--skip-existing", action="store_true", help="keep records already in DIR (same settings)")
+    p.add_argument("--allow-missing", action="store_true",
+                   help="exit 0 even when some annotations' images could not be had (they are counted, not ranked)")
     p.add_argument("--max-loaded", type=int, default=4, help="backbones held in memory at once (default: 4)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 

@@ -51,6 +51,33 @@ def test_sweep_vanilla_numbers_equal_one_backbone_at_a_time(cache_dir, smoke):
         pd.testing.assert_series_equal(swept, alone)
 
 
+def test_a_backbone_that_fails_after_loading_is_reported_and_the_others_run(cache_dir, smoke, monkeypatch):
+    import torch
+
+    from fgclip_utils.extraction.clip_forward import DegenerateEmbeddings
+    from fgclip_utils.sweep import backbone_sweep
+
+    real = backbone_sweep.load_clip
+
+    def load_with_a_broken_text_tower(model, pretrained=None, **kwargs):
+        bundle = real(model, pretrained, **kwargs)
+        if model == "fgclip-tiny-w128":
+            with torch.no_grad():
+                bundle.model.text_projection.fill_(float("nan"))
+        return bundle
+
+    monkeypatch.setattr(backbone_sweep, "load_clip", load_with_a_broken_text_tower)
+    seen = []
+    tables = fg.sweep_vanilla(smoke, fg.model_set("tiny").pairs(), splits=["hard"], device="cpu", max_loaded=3,
+                              progress=False, on_backbone=lambda r: seen.append(r.bundle.name))
+    assert [f.backbone for f in tables.failures] == ["fgclip-tiny-w128 (random-init)"]
+    assert "DegenerateEmbeddings" in tables.failures[0].error and "text tower" in tables.failures[0].error
+    assert sorted(seen) == ["fgclip-tiny", "fgclip-tiny-w192"] == sorted(set(tables.vanilla["model"]))
+    with pytest.raises(DegenerateEmbeddings, match="text tower"):  # without keep_going, the error propagates
+        fg.sweep_vanilla(smoke, [("fgclip-tiny-w128", None)], splits=["hard"], device="cpu", progress=False,
+                         keep_going=False)
+
+
 def test_head_gain_row_arithmetic():
     splits = list(fg.SPLITS)
     vanilla = pd.DataFrame({"split": splits, "mean_rank_at_n": [3.0] * 8})

@@ -99,6 +99,7 @@ def test_skip_existing_keeps_complete_backbones_and_redoes_damaged_or_other_sett
     (["--model", "fgclip-tiny", "--batch-size", "0"], "--batch-size must be at least 1"),
     (["--model", "fgclip-tiny", "--precision", "fp8"], "--precision must be one of"),
     (["--model", "fgclip-tiny", "--scale-factor", "0"], "--scale-factor must be positive"),
+    (["--model", "fgclip-tiny", "--device", "bogus"], "--device 'bogus' is not a device"),
     (["--model", "fgclip-tiny", "--profile", "ful"], "unknown profile 'ful'"),
 ])
 def test_bad_arguments_exit_2_before_any_work(args, message, cache_dir, tmp_path, capsys):
@@ -118,6 +119,31 @@ def test_scale_factor_reaches_the_profile_of_evaluate_and_train():
         assert cli._profile(args).extract.scale_factor == 1.5
     default = cli.parser().parse_args(["evaluate", "--profile", "smoke", "--model", "fgclip-tiny"])
     assert cli._profile(default).extract.scale_factor == fg.get_profile("smoke").extract.scale_factor
+
+
+def test_images_that_could_not_be_had_are_said_beside_the_numbers_and_exit_1(cache_dir, tmp_path, capsys,
+                                                                            monkeypatch):
+    from fgclip_utils.sweep import backbone_sweep
+
+    real = backbone_sweep.load_benchmark
+
+    def without_image_1(*args, **kwargs):
+        bench = real(*args, **kwargs)
+        bench.available = {name: ids - {1} for name, ids in bench.available.items()}
+        return bench
+
+    monkeypatch.setattr(backbone_sweep, "load_benchmark", without_image_1)
+    out = tmp_path / "out"
+    assert evaluate(out, "--model", "fgclip-tiny", "--splits", "hard") == cli.EXIT_FAILED
+    printed = capsys.readouterr()
+    assert "annotations without their image" in printed.out and "INCOMPLETE" in printed.err
+    assert evaluate(out, "--model", "fgclip-tiny", "--splits", "hard", "--allow-missing") == cli.EXIT_OK
+    capsys.readouterr()
+    monkeypatch.setattr(backbone_sweep, "load_benchmark", real)  # the image can be had again
+    assert evaluate(out, "--model", "fgclip-tiny", "--splits", "hard", "--skip-existing") == cli.EXIT_OK
+    printed = capsys.readouterr()
+    assert "made without" in printed.err and "kept fgclip-tiny" not in printed.out
+    assert "without their image" not in printed.out
 
 
 def test_models_file_pairs_and_errors_name_the_line(cache_dir, tmp_path, capsys):

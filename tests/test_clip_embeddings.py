@@ -357,3 +357,20 @@ def test_fresh_embeddings_can_feed_training(tiny_clip, synth_bench, tmp_path):
     layer = torch.nn.Linear(64, 64)
     layer(emb.image).sum().backward()
     assert layer.weight.grad is not None
+
+
+@pytest.mark.parametrize(("tower", "broken"), [("image", "nan"), ("text", "zero")])
+def test_a_backbone_with_degenerate_embeddings_is_refused_before_anything_is_cached(synth_bench, tmp_path, tower,
+                                                                                     broken):
+    from fgclip_utils.extraction.clip_forward import DegenerateEmbeddings
+
+    paths, root = synth_bench
+    bundle = load_clip(TINY_MODEL, device="cpu", seed=0)
+    with torch.no_grad():
+        weight = bundle.model.visual.proj if tower == "image" else bundle.model.text_projection
+        weight.fill_(float("nan") if broken == "nan" else 0.0)
+    split = load_split(paths["hard"], "hard")
+    with pytest.raises(DegenerateEmbeddings, match=rf"fgclip-tiny \(random-init\): the {tower} tower gave "
+                                                   r"\d+ non-finite or all-zero"):
+        embed_one_split(bundle, split, root, cache_dir=tmp_path, progress=False, workers=0)
+    assert not list(tmp_path.glob("*.pt"))

@@ -81,3 +81,18 @@ def test_stage_two_can_start_from_a_released_warmup(setting, tiny_clip, upstream
     assert not torch.equal(result.finetune.head.linear_layers[0][0].weight, state["linear_layers.0.0.weight"])
     with pytest.raises(ValueError, match="warmup_start must be"):
         train_paper_heads(P, tiny_clip, data, kinds=["paper-linear"], warmup_start="nope")
+
+
+@pytest.mark.parametrize("lr", [1e9, 1e30])
+@pytest.mark.parametrize("kind", ["paper-linear", "paper-mlp"])
+def test_a_diverged_paper_head_stops_and_saves_nothing(setting, tiny_clip, tmp_path, kind, lr):
+    from fgclip_utils.heads.paper_heads import build_paper_head
+    from fgclip_utils.heads.training import TrainingDiverged
+
+    P, data = setting
+    stage = replace(P.paper.finetune, lr=lr, epochs=2)
+    checkpoint = tmp_path / f"{kind}.pt"
+    with pytest.raises(TrainingDiverged, match=rf"{kind} fg-ovd: .* at epoch 1"):
+        paper_recipe.train_stage(build_paper_head(kind, tiny_clip.embed_dim, seed=0), data.finetune_train,
+                                 data.finetune_val, stage, checkpoint, "k", device="cpu", progress=False)
+    assert not checkpoint.exists() and not list(tmp_path.iterdir())

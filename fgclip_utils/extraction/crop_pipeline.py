@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from ..data.coco_images import ImageReadError, crop, to_rgb
-from .clip_forward import encode_pixels
+from .clip_forward import check_sound, encode_pixels
 from .clip_models import ClipBundle, as_bundles, synchronize
 
 Box = tuple[float, float, float, float]
@@ -159,9 +159,8 @@ def default_workers(device: str | torch.device | None = None) -> int:
     core beyond the first on a GPU (whose feeding process needs a core of its own).
 
     On a CPU the main process mostly waits for the workers' chunks (decoding and resizing real photographs cost
-    more than a small model's forward pass), so leaving it a core idles that core: over 356 JPEG photographs
-    (1424 crops, ``fgclip-tiny``, 2 cores) one worker made the pipeline 2.3-2.8x the naive loop, two 3.3-5.3x
-    (median 4.1x; ``benchmarks/bench_extract.py --images``, README "Performance")."""
+    more than a small model's forward pass), so leaving it a core idles that core (measured in
+    ``benchmarks/README.md``)."""
     cores = os.cpu_count() or 2
     on_gpu = device is not None and torch.device(device).type == "cuda"
     return max(1, min(8, cores - 1 if on_gpu else cores))
@@ -248,7 +247,7 @@ def _iter_shared(bundles, plan, batch_size, workers, precision, skip_rows, progr
 
     def finish(first: int, embs: list[torch.Tensor]):
         t0 = time.perf_counter()
-        embs = [e.cpu() for e in embs]
+        embs = [check_sound(b, "image", e.cpu()) for b, e in zip(bundles, embs, strict=True)]
         stats.model += time.perf_counter() - t0
         stats.crops += len(embs[0])
         stats.chunks += 1

@@ -38,7 +38,7 @@ from .losses import anchored_hinge, warmup_hinge
 from .paper_heads import PAPER_HEAD_KINDS, build_paper_head
 from .recipe_data import recipe_embeddings
 from .study_recipe import backbone_folder
-from .training import check_finite, snapshot_state, train_epoch
+from .training import check_finite, check_weights, snapshot_state, train_epoch
 
 RECIPE_VERSION = 1
 FINETUNE_NEGATIVES = 10  # stage-2 rows need at least this many negatives; the loss uses the first 10
@@ -153,7 +153,8 @@ def train_stage(head: SimilarityHead, train: PairData | RowData, val: PairData |
     for epoch in bar:
         train_loss = train_epoch(head, len(train), stage.batch_size, generator, optimizer,
                                  lambda idx: loss_of(train.batch_scores(head, idx)), device)
-        check_finite("training loss", train_loss, epoch, head.kind)
+        check_finite("training loss", train_loss, epoch, f"{head.kind} {stage.stage}")
+        check_weights(head, epoch, f"{head.kind} {stage.stage}")
         val_loss, val_rank = validation(head, val, stage)
         check_finite("validation loss", val_loss, epoch, head.kind)
         rows.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_mean_rank": val_rank,

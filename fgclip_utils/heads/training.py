@@ -87,6 +87,19 @@ def check_finite(what: str, value: float | torch.Tensor, epoch: int, kind: str) 
                                "was saved (lower the learning rate, or check the embeddings)")
 
 
+WEIGHT_LIMIT = 1e6  # |weight| above this is divergence: heads start near 1 (identity) or at ~1/sqrt(d)
+
+
+def check_weights(head: torch.nn.Module, epoch: int, kind: str) -> None:
+    """Stop with :class:`TrainingDiverged` when a weight went non-finite or exploded (above
+    :data:`WEIGHT_LIMIT`): a saturated sigmoid keeps such a head's loss finite and its scores tied."""
+    for name, param in head.named_parameters():
+        if not torch.isfinite(param).all() or param.abs().max() > WEIGHT_LIMIT:
+            size = float(param.detach().abs().max())
+            raise TrainingDiverged(f"{kind}: weight {name!r} diverged at epoch {epoch} (largest |value| {size:.3g}); "
+                                   "training stopped and nothing was saved (lower the learning rate)")
+
+
 def validation_scores_finite(result) -> torch.Tensor:
     """The present (not -inf) scores of an evaluation, for :func:`check_finite`."""
     present = result.scores[~torch.isneginf(result.scores)]
@@ -175,6 +188,7 @@ def train_head(head: SimilarityHead, train: SplitEmbeddings, val: SplitEmbedding
     for epoch in bar:
         mean_loss = train_epoch(head, len(train), cfg.batch_size, generator, opt, step_loss, device)
         check_finite("training loss", mean_loss, epoch, kind)
+        check_weights(head, epoch, kind)
         acc = validate(epoch)
         rows.append({"epoch": epoch, "train_loss": mean_loss, "val_accuracy": acc,
                      "seconds": time.perf_counter() - start})

@@ -41,10 +41,10 @@ def _order_key(pair: Pair) -> tuple:
     import open_clip
 
     model, tag = pair
-    try:
+    try:  # an hf-hub or local-dir name, or anything unresolvable, sorts first: loading it reports the problem
         size = open_clip.get_model_config(model)["vision_cfg"].get("image_size", 0)
         mode = open_clip.get_pretrained_cfg(model, tag).get("resize_mode", "") if tag else ""
-    except (KeyError, TypeError, RuntimeError):
+    except Exception:
         size, mode = 0, ""
     side = max(size) if isinstance(size, list | tuple) and size else size if isinstance(size, int) else 0
     return (side, mode)
@@ -194,6 +194,15 @@ def sweep_heads(profile: Profile, backbones: Sequence[Pair], kind: str = "paper-
     return _sweep(profile, backbones, kind, splits, device, max_loaded, progress, keep_going, on_backbone)
 
 
+def _attempt(failures: list[Failure], bundle: ClipBundle, work: Callable):
+    """``work()``, or None with the failure recorded under ``bundle``'s label (the sweep goes on)."""
+    try:
+        return work()
+    except Exception as exc:
+        failures.append(Failure(bundle.label, f"{type(exc).__name__}: {exc}", traceback.format_exc()))
+        return None
+
+
 def _sweep(profile: Profile, backbones: Sequence[Pair], kind: str | None, splits, device, max_loaded: int,
            progress: bool, keep_going: bool, on_backbone) -> SweepTables:
     """The loop of both sweeps: a window of backbones at a time, one extraction per shared-decode group, then
@@ -207,17 +216,37 @@ def _sweep(profile: Profile, backbones: Sequence[Pair], kind: str | None, splits
                        total=-(-len(backbones) // max_loaded)):
         for group in window.groups:
             members = [window.bundles[i] for i in group]
-            embs = embed_splits(members, bench, splits, extract=profile.extract, progress=progress)
-            if kind is not None:
-                # what training the head on each reads, one decode per shared-decode group
-                warmup = kind.startswith("paper-") and needs_warmup([kind], "train", members[0])
-                recipe_embeddings(profile, members, kind, with_warmup=warmup, progress=progress)
+
+            def extract(bundles):
+                embs = embed_splits(bundles, bench, splits, extract=profile.extract, progress=progress)
+                if kind is not None:  # what training the head on each reads, one decode per group
+                    warmup = kind.startswith("paper-") and needs_warmup([kind], "train", bundles[0])
+                    recipe_embeddings(profile, bundles, kind, with_warmup=warmup, progress=progress)
+                return embs
+
+            try:
+                embs = extract(members)
+            except Exception:  # one backbone's failure must not take the group's others with it
+                if not keep_going:
+                    raise
+                embs = [_attempt(failures, b, lambda b=b: extract([b])[0]) for b in members]
             for bundle, emb in zip(members, embs, strict=True):
-                vanilla = _vanilla_rows(profile, bundle, emb)
-                head_rows = None
-                if kind is not None:
-                    head = train_backbone_head(profile, bundle, kind, device=device, progress=progress)
-                    head_rows = _head_rows(profile, bundle, emb, head, kind)
+                if emb is None:
+                    continue
+
+                def evaluate(bundle=bundle, emb=emb):
+                    vanilla = _vanilla_rows(profile, bundle, emb)
+                    head_rows = None
+                    if kind is not None:
+                        head = train_backbone_head(profile, bundle, kind, device=device, progress=progress)
+                        head_rows = _head_rows(profile, bundle, emb, head, kind)
+                    return vanilla, head_rows
+
+                done = evaluate() if not keep_going else _attempt(failures, bundle, evaluate)
+                if done is None:
+                    continue
+                vanilla, head_rows = done
+                if head_rows is not None:
                     heads.append(head_gain_row(bundle.label, kind, vanilla, head_rows))
                 info.append(backbone_info(bundle, group_ids.setdefault(bundle.pixels.key, len(group_ids))))
                 tables.append(vanilla)
