@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import math
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -108,31 +109,53 @@ def _run_of(P, model: str, pretrained: str | None):
 def _kept(P, pairs, splits, out: Path, task: str) -> tuple[list, list]:
     """Split ``pairs`` into those with work left and those whose every record is already in ``out``, made with
     the same settings (``--skip-existing``)."""
+    from .atomic_io import sha256_file
+    from .data.benchmark_data import download_split, load_benchmark
     from .data.fgovd import SPLITS
     from .results import read_record, record_path, split_dataset
 
+    names = splits or list(SPLITS)
+    files = {n: s.path for n, s in load_benchmark(P, "test", names).splits.items()} if P.synthetic else \
+        {n: download_split(n) for n in names}  # the split files only, not their images
+    hashes = {n: sha256_file(p) for n, p in files.items()}
     todo, done = [], []
     for model, pretrained in pairs:
         run = _run_of(P, model, pretrained)
-        complete = True
-        for split in splits or SPLITS:
+        why = None
+        for split in names:
             path = record_path(run, split_dataset(_source(P), split), task, out)
             try:
-                record = read_record(path)
+                why = _stale(read_record(path), run, split, task, hashes[split])
             except ValueError:
-                complete = False  # absent or unreadable: made again
+                why = "absent or unreadable"
+            if why:
+                if path.exists():
+                    print(f"  {path.name}: {why}, evaluating again", file=sys.stderr)
                 break
-            if record["settings"] != run.settings or record["profile"] != P.name:
-                print(f"  {path.name}: made with other settings, evaluating again", file=sys.stderr)
-                complete = False
-                break
-            if (record["metrics"].get("missing_images") or 0) > 0:
-                print(f"  {path.name}: made without {record['metrics']['missing_images']} of its images, "
-                      "evaluating again", file=sys.stderr)
-                complete = False
-                break
-        (done if complete else todo).append((model, pretrained))
+        (todo if why else done).append((model, pretrained))
     return todo, done
+
+
+def _stale(record: dict, run, split: str, task: str, split_sha256: str) -> str | None:
+    """Why a record must be made again (other identity, settings, split file, missing images, a number that is
+    not a finite number), or None when it can be kept."""
+    model, _ = run.backbone
+    identity = {"model": model, "weights_id": run.weights_id, "split": split, "task": task, "profile": run.profile,
+                "split_file_sha256": split_sha256}
+    for field, want in identity.items():
+        if record.get(field) != want:
+            return f"its {field} is {record.get(field)!r}, not {want!r}"
+    if record["settings"] != run.settings:
+        return "made with other settings"
+    metrics = record["metrics"]
+    if not metrics or not isinstance(metrics.get("mean_rank_at_n"), int | float):
+        return "it holds no mean rank"
+    bad = [k for k, v in metrics.items() if v is not None and not (isinstance(v, int | float) and math.isfinite(v))]
+    if bad:
+        return f"its {bad[0]} is {metrics[bad[0]]!r}, not a finite number"
+    if (metrics.get("missing_images") or 0) > 0:
+        return f"made without {metrics['missing_images']} of its images"
+    return None
 
 
 def _write_records(P, result, rows, out: Path, task: str) -> list[Path]:
@@ -164,7 +187,10 @@ def _build(out: Path) -> None:
     from .results import build_csv
 
     if any(out.glob("*.json")):
-        print(f"merged records -> {build_csv(out)}")
+        try:
+            print(f"merged records -> {build_csv(out)}")
+        except ValueError as exc:  # the records stay; the merge is refused, and said so
+            print(f"NOT MERGED: {exc}", file=sys.stderr)
 
 
 def _prepare(args, task: str | None = None):
@@ -312,7 +338,7 @@ def cmd_build(args) -> int:
     from .results import build_csv
 
     try:
-        print(build_csv(args.folder, args.output))
+        print(build_csv(args.folder, args.output, allow_mixed=args.allow_mixed))
     except (FileNotFoundError, ValueError) as exc:
         raise UsageError(str(exc)) from exc
     return EXIT_OK
@@ -398,6 +424,7 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("build", help="merge the JSON records of a folder into one CSV")
     p.add_argument("folder")
     p.add_argument("--output", default=None, help="CSV path (default: FOLDER/results.csv)")
+    p.add_argument("--allow-mixed", action="store_true", help="merge records of several profiles or N")
     p.set_defaults(func=cmd_build)
     p = sub.add_parser("figures", help="redraw every paper figure of a profile from its cached result tables")
     p.add_argument("--profile", default=None)

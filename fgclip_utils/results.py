@@ -166,16 +166,25 @@ def run_for(profile: Profile, bundle) -> Run:
     return run
 
 
-def runs_of(profile: str, sweeps: bool = False) -> list[Run]:
-    """The runs of ``profile`` that have results in the cache (``sweeps=True``: its sweeps), sorted by folder."""
+def runs_of(profile: str, sweeps: bool = False, unreadable: list[str] | None = None) -> list[Run]:
+    """The runs of ``profile`` that have results in the cache (``sweeps=True``: its sweeps), sorted by folder. A
+    run whose record cannot be read raises, or, given ``unreadable``, is left out with the reason added there."""
     root = cache_folder("results") / profile
     folders = sorted(p for p in root.iterdir() if (p / _META[sweeps]).is_file()) if root.is_dir() else []
-    return [Run.from_folder(p) for p in folders]
+    runs = []
+    for folder in folders:
+        try:
+            runs.append(Run.from_folder(folder))
+        except ResultTableError as exc:
+            if unreadable is None:
+                raise
+            unreadable.append(f"{folder.name}: skipped, {exc}")
+    return runs
 
 
-def sweeps_of(profile: str) -> list[Run]:
-    """The sweeps of ``profile`` that have results in the cache."""
-    return runs_of(profile, sweeps=True)
+def sweeps_of(profile: str, unreadable: list[str] | None = None) -> list[Run]:
+    """The sweeps of ``profile`` that have results in the cache (see :func:`runs_of`)."""
+    return runs_of(profile, sweeps=True, unreadable=unreadable)
 
 
 def history_table(kind: str, stage: str) -> str:
@@ -270,10 +279,12 @@ def record_name(dataset: str, weights_id: str, model: str, task: str) -> str:
 
 def record_path(run: Run, dataset: str, task: str, folder: str | os.PathLike | None = None) -> Path:
     """Where :func:`write_record` puts ``run``'s record of ``dataset`` and ``task`` (``folder``: default
-    ``<run>/records``)."""
+    ``<run>/records``); a run with other settings than its profile's has ``-s<key>`` after its weights, so that
+    runs of several settings share a folder without overwriting each other."""
     model, _ = run.backbone
-    return (Path(folder) if folder is not None else run.folder / "records") / record_name(dataset, run.weights_id,
-                                                                                          model, task)
+    weights = f"{run.weights_id}-s{run.settings_key}" if run.settings_key else run.weights_id
+    return (Path(folder) if folder is not None else run.folder / "records") / record_name(dataset, weights, model,
+                                                                                          task)
 
 
 def write_record(run: Run, dataset: str, task: str, metrics: dict, *, folder: str | os.PathLike | None = None,
@@ -360,17 +371,39 @@ def records_table(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def build_csv(folder: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
+class IncomparableRecords(ValueError):
+    """Records that must not share one table: other profiles, or one split ranked at two N."""
+
+
+def check_comparable(records: list[dict], paths: list[Path]) -> None:
+    """Refuse, naming two files, records of more than one profile or of one dataset and task at different N."""
+    first: dict = {}
+    for rec, path in zip(records, paths, strict=True):
+        for what, key, value in (("profile", "profile", rec["profile"]),
+                                 ("N", (rec["dataset"], rec["task"]), rec["metrics"].get("paper_n"))):
+            seen = first.setdefault(key, (value, path))
+            if seen[0] != value:
+                raise IncomparableRecords(f"{seen[1].name} and {path.name}: {what} {seen[0]!r} against {value!r}; "
+                                          "their numbers are not comparable (merge them anyway with --allow-mixed)")
+
+
+def build_csv(folder: str | os.PathLike, out: str | os.PathLike | None = None, allow_mixed: bool = False) -> Path:
     """Merge every JSON record directly in ``folder`` (as ``python -m fgclip_utils evaluate --output`` writes
-    them) into one CSV, ``<folder>/results.csv`` by default, written atomically; a file that is not a record is an
-    error naming it."""
+    them) into one CSV, ``<folder>/results.csv`` by default, written atomically, with each row's profile and, for
+    a profile with a disclaimer (``smoke``), that disclaimer in a ``note`` column. A file that is not a record is
+    an error naming it; records of several profiles, or of one split at two N, are refused unless
+    ``allow_mixed``."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such folder of records")
     paths = sorted(folder.glob("*.json"))
     if not paths:
         raise FileNotFoundError(f"{folder}: holds no JSON records")
-    table = records_table([read_record(p) for p in paths])
+    records = [read_record(p) for p in paths]
+    if not allow_mixed:
+        check_comparable(records, paths)
+    table = records_table(records)
+    table["note"] = [getattr(PROFILES.get(p), "disclaimer", "") or "" for p in table["profile"]]
     return atomic_write_bytes(Path(out) if out else folder / "results.csv", _csv_bytes(table))
 
 

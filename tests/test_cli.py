@@ -146,6 +146,60 @@ def test_images_that_could_not_be_had_are_said_beside_the_numbers_and_exit_1(cac
     assert "without their image" not in printed.out
 
 
+@pytest.mark.parametrize(("field", "value", "reason"), [
+    ("split", "color", "its split is 'color', not 'hard'"),
+    ("model", "ViT-B-16", "its model is 'ViT-B-16', not 'fgclip-tiny'"),
+    ("split_file_sha256", "0" * 64, "its split_file_sha256 is"),
+    ("metrics", {}, "it holds no mean rank"),
+    ("metrics", {"mean_rank_at_n": 2.0, "accuracy": "abc"}, "its accuracy is 'abc', not a finite number"),
+])
+def test_skip_existing_redoes_a_record_of_another_identity_or_with_bad_numbers(records, capsys, field, value,
+                                                                               reason):
+    hard = records / TINY_RECORD.format(split="hard")
+    good = fg.read_record(hard)
+    hard.write_text(json.dumps({**good, field: value}))
+    capsys.readouterr()
+    assert evaluate(records, "--model", "fgclip-tiny", "--skip-existing") == cli.EXIT_OK
+    printed = capsys.readouterr()
+    assert reason in printed.err and "kept fgclip-tiny" not in printed.out
+    assert fg.read_record(hard)["metrics"] == good["metrics"]  # made again, as it was
+    table = pd.read_csv(records / "results.csv")
+    assert sorted(table["split"]) == sorted(fg.SPLITS)  # each split once
+
+
+def test_runs_of_other_settings_into_one_folder_keep_each_others_records(records):
+    before = {p.name: p.read_text() for p in records.glob("*.json")}
+    assert evaluate(records, "--model", "fgclip-tiny", "--splits", "hard", "--precision", "bf16") == cli.EXIT_OK
+    assert all((records / name).read_text() == text for name, text in before.items())
+    (new,) = set(p.name for p in records.glob("*.json")) - set(before)
+    assert new.startswith("synthetic_hard_random-0-s") and fg.read_record(records / new)["settings"]["extract"][
+        "precision"] == "bf16"
+
+
+def test_build_refuses_records_of_other_profiles_or_n_unless_allowed(records, tmp_path, capsys):
+    import json
+
+    table = pd.read_csv(records / "results.csv")
+    assert set(table["profile"]) == {"smoke"} and table["note"].str.contains("smoke profile").all()
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    for path in records.glob("*.json"):
+        (mixed / path.name).write_bytes(path.read_bytes())
+    hard = mixed / TINY_RECORD.format(split="hard")
+    full = json.loads(hard.read_text())
+    full["metrics"]["paper_n"] = 5  # the same split ranked at another N
+    (mixed / hard.name.replace("random-0", "random-9")).write_text(json.dumps(full))
+    assert cli.main(["build", str(mixed)]) == cli.EXIT_USAGE
+    assert "N 10 against 5" in capsys.readouterr().err
+    full["profile"] = "full"
+    (mixed / hard.name.replace("random-0", "random-9")).write_text(json.dumps(full))
+    assert cli.main(["build", str(mixed)]) == cli.EXIT_USAGE
+    assert "profile 'smoke' against 'full'" in capsys.readouterr().err
+    assert cli.main(["build", str(mixed), "--allow-mixed"]) == cli.EXIT_OK
+    merged = pd.read_csv(mixed / "results.csv")
+    assert len(merged) == 9 and set(merged["profile"]) == {"smoke", "full"}
+
+
 def test_models_file_pairs_and_errors_name_the_line(cache_dir, tmp_path, capsys):
     good = tmp_path / "models.txt"
     good.write_text("# tiny panel\nfgclip-tiny\n\nfgclip-tiny-w128, none  # random init\n")

@@ -94,3 +94,9 @@ def test_redraw_every_figure_of_every_run_from_cached_tables(cache_dir, tmp_path
     figures = {"fig03_fg_vs_coco", "fig04_heads_per_split", "fig05_paper_training"}
     assert {s.split()[1].rstrip(":") for s in damaged} == figures
     assert all("nb02_paper_heads.csv" in s and "truncated or edited" in s for s in damaged)
+
+    # a torn run record skips that run, with the reason, and the other runs are still drawn
+    (second.folder / "run.json").write_text('{"profile": "smo')
+    saved, skipped = redraw_all("smoke", out)
+    assert any(s.startswith(f"{second.name}: skipped") and "not a readable run record" in s for s in skipped)
+    assert saved and not [p for p in saved if second.name in p.name]

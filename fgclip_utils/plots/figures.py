@@ -172,7 +172,7 @@ def redraw_all(profile: str, out_dir: str | os.PathLike | None = None) -> tuple[
     was skipped (a table not made yet, or damaged)."""
     saved, skipped = [], []
     apply_paper_style()
-    runs, sweeps = runs_of(profile), sweeps_of(profile)
+    runs, sweeps = runs_of(profile, unreadable=skipped), sweeps_of(profile, unreadable=skipped)
     if not runs and not sweeps:
         skipped.append(f"no results of profile {profile!r} yet: run notebooks 01-04 first")
     for run in [*runs, *sweeps]:
