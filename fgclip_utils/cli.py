@@ -25,13 +25,16 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import errno
 import math
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EACCES, errno.EROFS, errno.ENOTDIR, errno.EEXIST, errno.EISDIR, errno.EDQUOT}
 
 
 class UsageError(Exception):
@@ -193,6 +196,17 @@ def _build(out: Path) -> None:
             print(f"NOT MERGED: {exc}", file=sys.stderr)
 
 
+def _output_folder(path: str) -> Path:
+    """``--output``, made if absent; a file, or a folder this process cannot write to, is refused before any work."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--output {out} is a file, not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise UsageError(f"--output {out} is not writable")
+    return out
+
+
 def _prepare(args, task: str | None = None):
     """What ``evaluate`` and ``train`` share: the profile, splits and backbones (usage errors first), the output
     folder, and the backbones left to do after ``--skip-existing``."""
@@ -202,8 +216,7 @@ def _prepare(args, task: str | None = None):
     P = _profile(args)
     splits = _splits(args.splits)
     pairs = _backbones(args)
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _output_folder(args.output)
     task = task or FINE_GRAINED_TASK
     todo, kept = _kept(P, pairs, splits, out, task) if args.skip_existing else (pairs, [])
     for model, tag in kept:
@@ -264,8 +277,7 @@ def cmd_detect(args) -> int:
     except KeyError as exc:
         close = {n: difflib.get_close_matches(n, list(DETECTOR_SPECS), n=3) for n in names if n not in DETECTOR_SPECS}
         raise UsageError(f"{exc.args[0]} (close matches: {close})") from exc
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _output_folder(args.output)
     bench = load_benchmark(P, "test", splits)
     source = "synthetic" if P.synthetic else "fgovd"
     written, failures = [], []
@@ -451,6 +463,11 @@ def main(argv=None) -> int:
         print("interrupted: records written so far are kept; run again with --skip-existing to go on",
               file=sys.stderr)
         return EXIT_INTERRUPTED
+    except OSError as exc:  # a full disk, a read-only or missing folder: one line that names the path
+        if exc.errno not in ENVIRONMENT_ERRNOS:
+            raise
+        print(f"fgclip {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

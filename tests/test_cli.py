@@ -176,6 +176,16 @@ def test_runs_of_other_settings_into_one_folder_keep_each_others_records(records
         "precision"] == "bf16"
 
 
+def test_an_output_that_cannot_be_written_is_one_line_and_exit_2(records, tmp_path, capsys):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    assert evaluate(a_file, "--model", "fgclip-tiny") == cli.EXIT_USAGE
+    assert f"--output {a_file} is a file, not a folder" in capsys.readouterr().err
+    assert cli.main(["build", str(records), "--output", str(tmp_path)]) == cli.EXIT_USAGE  # a folder, not a CSV
+    err = capsys.readouterr().err
+    assert err.startswith("fgclip build: error:") and str(tmp_path) in err and len(err.strip().splitlines()) == 1
+
+
 def test_build_refuses_records_of_other_profiles_or_n_unless_allowed(records, tmp_path, capsys):
     import json
 

@@ -374,3 +374,24 @@ def test_a_backbone_with_degenerate_embeddings_is_refused_before_anything_is_cac
                                                    r"\d+ non-finite or all-zero"):
         embed_one_split(bundle, split, root, cache_dir=tmp_path, progress=False, workers=0)
     assert not list(tmp_path.glob("*.pt"))
+
+
+def test_a_full_disk_while_writing_an_entry_names_the_entry_and_keeps_the_old_one(tmp_path, monkeypatch):
+    import errno
+    from collections import namedtuple
+
+    from fgclip_utils.extraction import cache_entries
+
+    entry = tmp_path / "e.pt"
+    cache_entries.write_entry(entry, {"x": torch.ones(2)}, "old")
+    before = entry.read_bytes()
+
+    def torn(*args, **kwargs):
+        raise RuntimeError("[enforce fail at inline_container.cc:626] . unexpected pos 64 vs 0")
+
+    monkeypatch.setattr(cache_entries.torch, "save", torn)
+    monkeypatch.setattr(cache_entries.shutil, "disk_usage", lambda p: namedtuple("U", "total used free")(1, 1, 0))
+    with pytest.raises(OSError, match=rf"cannot write the cache entry {entry} \(no space left") as caught:
+        cache_entries.write_entry(entry, {"x": torch.zeros(2)}, "new")
+    assert caught.value.errno == errno.ENOSPC
+    assert entry.read_bytes() == before and list(tmp_path.iterdir()) == [entry]  # no temporary left behind

@@ -8,8 +8,10 @@ what a checksum cannot: shapes that agree and values that are finite (:func:`che
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import shutil
 import warnings
 from pathlib import Path
 
@@ -46,7 +48,14 @@ def write_entry(path: Path, data: dict, key: str) -> None:
     data = {**data, "key": key}
     data["checksum"] = content_checksum(data)
     with atomic_path(path) as tmp:
-        torch.save(data, tmp)
+        try:
+            torch.save(data, tmp)
+        except RuntimeError as exc:  # torch's zip writer reports a full disk as "... inline_container.cc ..."
+            free = shutil.disk_usage(tmp.parent).free
+            full = free < 2 ** 20
+            raise OSError(errno.ENOSPC if full else errno.EIO, f"cannot write the cache entry {path} ("
+                          + ("no space left on its device, " if full else "") + f"{free / 2 ** 20:.0f} MiB free): {exc}"
+                          ) from exc
 
 
 def read_entry(path: Path, key: str) -> dict | None:
