@@ -395,3 +395,19 @@ def test_a_full_disk_while_writing_an_entry_names_the_entry_and_keeps_the_old_on
         cache_entries.write_entry(entry, {"x": torch.zeros(2)}, "new")
     assert caught.value.errno == errno.ENOSPC
     assert entry.read_bytes() == before and list(tmp_path.iterdir()) == [entry]  # no temporary left behind
+
+
+def test_captions_equal_within_the_context_and_repeated_negatives_are_counted(tiny_clip, synth_bench, tmp_path):
+    paths, root = synth_bench
+    data = json.loads(paths["hard"].read_text())
+    long = "a red mug " + "with a very long description " * 20  # far past 77 tokens
+    data["categories"] += [{"id": 9001, "name": long + "on the left"}, {"id": 9002, "name": long + "on the right"}]
+    first, second = data["annotations"][0], data["annotations"][1]
+    first["category_id"], first["neg_category_ids"] = 9001, [9002, *first["neg_category_ids"][1:]]
+    second["neg_category_ids"] = [second["neg_category_ids"][0]] * 2 + second["neg_category_ids"][2:]
+    path = tmp_path / "hard.json"
+    path.write_text(json.dumps(data))
+    emb = embed_one_split(tiny_clip, load_split(path, "hard"), root, cache_dir=tmp_path, progress=False)
+    with pytest.warns(UserWarning, match="differs from the positive only beyond the text encoder's context"):
+        row = evaluate_splits({"hard": emb}).iloc[0]
+    assert (row["identical_negatives"], row["truncated_captions"], row["repeated_negatives"]) == (1, 1, 1)

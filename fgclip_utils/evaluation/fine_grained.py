@@ -6,6 +6,7 @@ over all of an annotation's negatives: accuracy (positive strictly first), mean 
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -80,9 +81,31 @@ def evaluate_split(emb: SplitEmbeddings, similarity: Similarity | None = None, s
         if len(paper_ranks):  # 95% percentile bootstrap over the kept annotations
             low, high = bootstrap_ci(paper_ranks)
             paper.update(mean_rank_at_n_ci_low=low, mean_rank_at_n_ci_high=high)
-    summary = {**paper, **summary, "identical_negatives": int(emb.meta.get("identical_negatives", 0))}
+    summary = {**paper, **summary, **negative_checks(emb, split)}
     return SplitResult(split=split, summary=summary, ranks=ranks, scores=scores, n_skipped=emb.n_skipped,
                        n_missing_images=emb.n_missing_images, paper_ranks=paper_ranks, paper_kept=kept)
+
+
+def negative_checks(emb: SplitEmbeddings, split: str = "?") -> dict[str, int]:
+    """Rows the ranking cannot tell apart, counted: ``identical_negatives`` (a negative with the positive's very
+    embedding: the same caption, or one that differs only beyond the text encoder's context; it ties with the
+    positive, which counts as a miss), ``truncated_captions`` (those of them whose captions differ: warned) and
+    ``repeated_negatives`` (a negative listed twice; kept, as the FG-OVD authors' protocol keeps it)."""
+    negatives = emb.negatives
+    present = negatives >= 0
+    same = torch.zeros_like(present)
+    if present.any():
+        same = present & (emb.text[negatives.clamp(min=0)] == emb.text[emb.positive][:, None]).all(dim=-1)
+    truncated = same & (negatives != emb.positive[:, None])
+    ordered = negatives.sort(dim=1).values
+    repeated = ((ordered[:, 1:] == ordered[:, :-1]) & (ordered[:, 1:] >= 0)).any(dim=1)
+    counts = {"identical_negatives": int(same.any(dim=1).sum()), "truncated_captions": int(truncated.any(dim=1).sum()),
+              "repeated_negatives": int(repeated.sum())}
+    if counts["truncated_captions"]:
+        warnings.warn(f"{split}: {counts['truncated_captions']} annotation(s) have a negative that differs from the "
+                      "positive only beyond the text encoder's context: they tie with it and count as misses",
+                      stacklevel=3)
+    return counts
 
 
 def evaluate_splits(embeddings: Mapping[str, SplitEmbeddings], similarity: Similarity | None = None,
@@ -91,7 +114,8 @@ def evaluate_splits(embeddings: Mapping[str, SplitEmbeddings], similarity: Simil
     """One row per split: the paper's ``mean_rank_at_n`` (with its 95% bootstrap interval over the kept annotations,
     ``mean_rank_at_n_ci_low`` / ``_ci_high``, and ``paper_n``, ``n_kept``, its chance level), the
     study's ``accuracy``, ``mean_rank``, ``mrr`` over all negatives (``n`` rows, its chance), ``skipped``,
-    ``missing_images``, ``identical_negatives``, and the method's name. ``n_negatives`` maps a split to its N
+    ``missing_images``, ``identical_negatives``, ``truncated_captions``, ``repeated_negatives`` (see
+    :func:`negative_checks`), and the method's name. ``n_negatives`` maps a split to its N
     (default :data:`PAPER_N`; a profile's is :attr:`~fgclip_utils.profiles.Profile.paper_n`)."""
     n_of = n_negatives or PAPER_N
     rows = [evaluate_split(e, similarity, split=name, n_negatives=n_of.get(name), **kwargs).row()

@@ -188,8 +188,7 @@ def _assemble(layout: _Layout, image: torch.Tensor, text: torch.Tensor, meta: di
         positive=torch.tensor([index[a.positive] for a in ordered], dtype=torch.long),
         negatives=negatives, annotation_ids=torch.tensor([a.id for a in ordered], dtype=torch.long),
         n_missing_images=len(layout.split.annotations) - len(ordered),
-        meta={**meta, "split": layout.split.name, "key": layout.key,
-              "identical_negatives": len(layout.split.identical_negatives)})
+        meta={**meta, "split": layout.split.name, "key": layout.key})
 
 
 def embed_splits(backbones: ClipBundle | Sequence[ClipBundle], bench: Benchmark, splits: Sequence[str] | None = None,
