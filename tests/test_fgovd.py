@@ -155,6 +155,9 @@ def test_download_split_verifies_by_hash_caches_and_rejects_malformed_files(upst
     (lambda d: d["images"][0].update(width=10 ** 400), "'width'/'height' must be positive numbers"),
     (lambda d: d["annotations"][0].update(bbox=[10, 10, 10 ** 400, 5]), r"must be \[x, y, w, h\] numbers"),
     (lambda d: d["annotations"][0].update(neg_category_ids=[[2]]), "'neg_category_ids' has \\[2\\]"),
+    (lambda d: d["annotations"][0].update(id=2 ** 64), "field 'id' 18446744073709551616 is outside the ids"),
+    (lambda d: d["categories"][0].update(name="a red \ud800 mug"), "field 'name' holds a character UTF-8 cannot"),
+    (lambda d: d["annotations"][0].update(bbox=[100.2, 10, 0.5, 5]), "lies outside image 1"),
 ])
 def test_ids_names_and_numbers_are_checked(tmp_path, mutation, message):
     _assert_refused(tmp_path, mutation, message)

@@ -114,6 +114,20 @@ def _number(value: Any) -> bool:
 def _id(value: Any, path: Path, where: str, field_name: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise _fail(path, where, f"field '{field_name}' must be an integer id, got {value!r}")
+    if not 0 <= value < 2 ** 63:  # what a tensor of ids can hold
+        raise _fail(path, where, f"field '{field_name}' {value} is outside the ids a file may use (0 to 2**63 - 1)")
+    return value
+
+
+def _text(value: Any, path: Path, where: str, field_name: str) -> str:
+    """A non-empty string that can be written as UTF-8 (JSON admits lone surrogates, which no file can hold)."""
+    if not isinstance(value, str) or not value.strip():
+        raise _fail(path, where, f"field '{field_name}' must be a non-empty caption")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise _fail(path, where, f"field '{field_name}' holds a character UTF-8 cannot encode ({exc.reason} at "
+                                 f"{exc.start})") from exc
     return value
 
 
@@ -175,9 +189,7 @@ def load_split(path: str | os.PathLike, name: str | None = None) -> Split:
         cat_id = _id(cat["id"], path, where, "id")
         if cat_id in categories:
             raise _fail(path, where, f"duplicate category id {cat_id}")
-        if not isinstance(cat["name"], str) or not cat["name"].strip():
-            raise _fail(path, where, "field 'name' must be a non-empty caption")
-        categories[cat_id] = cat["name"]
+        categories[cat_id] = _text(cat["name"], path, where, "name")
 
     annotations: list[Annotation] = []
     seen: set[int] = set()
@@ -211,7 +223,8 @@ def load_split(path: str | os.PathLike, name: str | None = None) -> Split:
             raise _fail(path, where, f"field 'bbox' has non-positive size w={w}, h={h}")
         img = images[image_id]
         tol = BBOX_TOLERANCE_PX
-        if x < -tol or y < -tol or x + w > img["width"] + tol or y + h > img["height"] + tol:
+        outside = x >= img["width"] or y >= img["height"] or x + w <= 0 or y + h <= 0  # no pixel of the image
+        if outside or x < -tol or y < -tol or x + w > img["width"] + tol or y + h > img["height"] + tol:
             raise _fail(path, where, f"field 'bbox' {bbox!r} lies outside image {image_id} "
                                      f"({img['width']}x{img['height']})")
         positive = categories[category_id]
