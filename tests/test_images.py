@@ -153,3 +153,19 @@ def test_rgba_and_16_bit_images_are_converted_not_mangled():
         to_rgb(Image.new("F", (2, 2)))
     cut = crop(rgba, (0, 0, 2, 2))
     assert cut.mode == "RGB" and cut.size == (2, 2) and cut.getpixel((1, 1)) == (255, 255, 255)
+
+
+def test_an_image_too_large_or_of_another_size_is_refused_from_its_header_before_decoding(tmp_path, monkeypatch):
+    from PIL import Image, ImageFile
+
+    from fgclip_utils.data import coco_images
+    from fgclip_utils.data.coco_images import check_image
+
+    path = tmp_path / "big.png"
+    Image.new("L", (1200, 1000)).save(path)
+    decoded = []
+    real_load = ImageFile.ImageFile.load
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: decoded.append(1) or real_load(self))
+    assert check_image(path, (640, 480)) == "is 1200x1000 pixels where the split declares 640x480" and not decoded
+    monkeypatch.setattr(coco_images.Image, "MAX_IMAGE_PIXELS", 1_000_000)  # 1.2 Mpx is above it, below 2x
+    assert check_image(path) == "is 1200x1000 pixels, above the 1-Mpx limit" and not decoded

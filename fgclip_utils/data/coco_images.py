@@ -19,7 +19,8 @@ from .assets import COCO_IMAGE_DEADLINE, COCO_IMAGE_MAX_BYTES
 from .download import DownloadError, download_many
 from .fgovd import Split
 
-# a decompression bomb (a tiny file claiming billions of pixels) is refused, never decoded
+# a decompression bomb (a tiny file claiming billions of pixels) is refused, never decoded; Pillow itself only
+# warns up to twice its limit, so the study refuses above it (header_problem)
 Image.MAX_IMAGE_PIXELS = 200_000_000
 
 
@@ -35,20 +36,30 @@ def declared_size(record: dict) -> tuple[int, int] | None:
     return None
 
 
+def header_problem(image: Image.Image, size: tuple[int, int] | None, whose: str = "the") -> str | None:
+    """Why an opened (not yet decoded) image must not be decoded: more pixels than the cap, or another size than
+    its split declares; read from the header, so a huge file is refused before it takes the memory."""
+    (w, h), cap = image.size, Image.MAX_IMAGE_PIXELS
+    if cap and w * h > cap:
+        return f"is {w}x{h} pixels, above the {cap / 1e6:.0f}-Mpx limit"
+    if size is not None and (w, h) != tuple(size):
+        return f"is {w}x{h} pixels where {whose} split declares {size[0]}x{size[1]}"
+    return None
+
+
 def check_image(path: str | os.PathLike, size: tuple[int, int] | None = None) -> str | None:
     """Why the file at ``path`` is not a usable image of ``size`` (width, height), or None when it is: it
     must decode completely (a truncated JPEG/PNG does not) and, when ``size`` is given, have that size."""
     try:
         with Image.open(path) as im:
-            im.load()
-            actual = im.size
+            problem = header_problem(im, size)
+            if problem is None:
+                im.load()
     except FileNotFoundError:
         return "not found"
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         return f"does not decode ({exc})"
-    if size is not None and actual != tuple(size):
-        return f"is {actual[0]}x{actual[1]} pixels where the split declares {size[0]}x{size[1]}"
-    return None
+    return problem
 
 
 def is_valid_image(path: str | os.PathLike, size: tuple[int, int] | None = None) -> bool:

@@ -26,7 +26,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from ..data.coco_images import ImageReadError, crop, to_rgb
+from ..data.coco_images import ImageReadError, crop, header_problem, to_rgb
 from .clip_forward import check_sound, encode_pixels
 from .clip_models import ClipBundle, as_bundles, synchronize
 
@@ -133,11 +133,10 @@ class CropChunks(Dataset):
             t0 = time.perf_counter()
             try:
                 with Image.open(im.path) as image:
+                    if problem := header_problem(image, im.size, "its"):  # before decoding: a huge file costs nothing
+                        raise ImageReadError(f"cannot read image {im.path}: it {problem}")
                     image.load()
                     t1 = time.perf_counter()
-                    if im.size is not None and image.size != im.size:
-                        raise ImageReadError(f"cannot read image {im.path}: it is {image.size[0]}x{image.size[1]} "
-                                             f"pixels where its split declares {im.size[0]}x{im.size[1]}")
                     for box in im.boxes:
                         region = to_rgb(image) if box is None else crop(image, box, self.plan.scale_factor)
                         pixels.append(self.preprocess(region))
