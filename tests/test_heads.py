@@ -189,3 +189,26 @@ def test_download_fgclip_checkpoint_verifies_the_release(upstream, tmp_path):
         download_fgclip_checkpoint("triplet_linear-mlp", tmp_path)
     assert not (tmp_path / "triplet_linear-mlp.pt").exists()
     assert set(FGCLIP_CHECKPOINTS.values()) == {"paper-linear", "paper-linear-image", "paper-linear-text", "paper-mlp"}
+
+
+def test_a_head_file_of_another_width_or_with_nan_weights_is_refused_at_load(tmp_path):
+    from fgclip_utils.heads.checkpoints import CheckpointError, load_head_state, save_head
+
+    path = tmp_path / "own-linear.pt"
+    torch.save(_official_state(dim=32), path)
+    with pytest.raises(ValueError, match=r"own-linear.pt: a head of 32-d embeddings, but the backbone gives 64-d"):
+        load_fgclip_checkpoint(path, embed_dim=64)
+    assert load_fgclip_checkpoint(path, embed_dim=32).kind == "paper-linear"
+    state = _official_state(dim=32)
+    state[next(iter(state))][0, 0] = float("nan")
+    torch.save(state, path)
+    with pytest.raises(ValueError, match="holds non-finite weights"):
+        load_fgclip_checkpoint(path)
+
+    head = build_head("linear", 8, seed=0)
+    with torch.no_grad():
+        next(head.parameters()).fill_(float("nan"))
+    saved = tmp_path / "study.pt"
+    save_head(saved, head, "k")
+    with pytest.raises(CheckpointError, match="study.pt: .* holds non-finite weights"):
+        load_head_state(saved, build_head("linear", 8, seed=0), "k")

@@ -74,6 +74,10 @@ def load_head_state(path: str | os.PathLike, head: SimilarityHead, key: str | No
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # the message names the file, whatever went wrong
         raise CheckpointError(f"{path}: not a loadable state dict ({type(exc).__name__}: {exc})") from exc
+    bad = [k for k, v in state.items() if isinstance(v, torch.Tensor) and v.is_floating_point()
+           and not torch.isfinite(v).all()] if isinstance(state, dict) else []
+    if bad:
+        raise CheckpointError(f"{path}: {bad[0]!r} holds non-finite weights")
     try:
         head.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as exc:

@@ -84,12 +84,14 @@ def _mlp_layout(path: Path, state: dict) -> tuple[str, dict[int, list[int]], int
     return kind, {s: sorted(v) for s, v in layers.items()}, int(first.shape[0])
 
 
-def load_fgclip_checkpoint(path: str | os.PathLike, *, cosine: bool = True, verify: bool = True) -> SimilarityHead:
+def load_fgclip_checkpoint(path: str | os.PathLike, *, cosine: bool = True, verify: bool = True,
+                           embed_dim: int | None = None) -> SimilarityHead:
     """Load any of the authors' released head files into the matching ``paper-*`` head (eval mode, on CPU).
 
     A file named like a released one must be that file (its sha256, or git blob id, is checked; ``verify=False``
     skips this for a file of your own). ``cosine=False`` scores by dot product, as the released heads were
-    trained. Raises ``ValueError`` naming the file for anything else.
+    trained. ``embed_dim``: the width of the backbone it will score, checked here rather than at the first score.
+    Raises ``ValueError`` naming the file for anything else (non-finite weights included).
     """
     path = Path(path)
     expected = _released_hash(path) if verify else None
@@ -102,10 +104,11 @@ def load_fgclip_checkpoint(path: str | os.PathLike, *, cosine: bool = True, veri
     if any(k.startswith(("cls_linear.", "attention_layers.")) for k in state):
         if "cls_linear.weight" not in state:
             raise ValueError(f"{path}: an attention head needs 'cls_linear.weight'")
-        head = PaperAttentionHead(int(state["cls_linear.weight"].shape[0]))
+        head = PaperAttentionHead(_width(path, int(state["cls_linear.weight"].shape[0]), embed_dim))
         _load(path, head, state)
         return head.eval()
     kind, layers, dim = _mlp_layout(path, state)
+    _width(path, dim, embed_dim)
     head = build_paper_head(kind, dim, cosine=cosine)
     renamed = {f"linear_layers.{side}.{position}.{field}": state[f"linear_layers.{side}.{index}.{field}"]
                for side, indices in layers.items() for position, index in enumerate(indices)
@@ -114,7 +117,16 @@ def load_fgclip_checkpoint(path: str | os.PathLike, *, cosine: bool = True, veri
     return head.eval()
 
 
+def _width(path: Path, dim: int, embed_dim: int | None) -> int:
+    if embed_dim is not None and dim != embed_dim:
+        raise ValueError(f"{path}: a head of {dim}-d embeddings, but the backbone gives {embed_dim}-d ones")
+    return dim
+
+
 def _load(path: Path, head: SimilarityHead, state: dict) -> None:
+    bad = [k for k, v in state.items() if not torch.isfinite(v).all()]
+    if bad:
+        raise ValueError(f"{path}: {bad[0]!r} holds non-finite weights")
     expected = head.state_dict()
     for key, value in state.items():
         if key not in expected:

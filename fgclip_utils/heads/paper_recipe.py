@@ -274,7 +274,7 @@ def train_paper_heads(profile: Profile, bundle: ClipBundle, data: PaperData, kin
         if warmup_start == "released" and kind in RELEASED_WARMUP and released_heads_fit(bundle):
             name = RELEASED_WARMUP[kind]
             path = download_fgclip_checkpoint(name)
-            start = load_fgclip_checkpoint(path, cosine=recipe.cosine)
+            start = load_fgclip_checkpoint(path, cosine=recipe.cosine, embed_dim=bundle.embed_dim)
             warm, source, start_key = None, f"released {name}.pt", name
         else:
             if data.warmup_train is None or data.warmup_val is None:
