@@ -6,6 +6,7 @@ table is the only place that names those folders; the README's cache table is ch
 """
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -27,11 +28,26 @@ CACHE_FOLDERS: dict[str, str] = {
 }
 
 
+class CacheRootError(OSError):
+    """``$FGCLIP_CACHE`` names no folder the study can use; the message says which and why."""
+
+
 def cache_root() -> Path:
-    """Folder for every cache of the study: ``$FGCLIP_CACHE`` or ``~/.cache/fgclip``."""
+    """Folder for every cache of the study: ``$FGCLIP_CACHE`` or ``~/.cache/fgclip``, made if absent; a file,
+    an unknown ``~user`` or a folder this process cannot write to is a :class:`CacheRootError`."""
     root = os.environ.get(CACHE_ENV)
-    path = Path(root).expanduser() if root else Path.home() / ".cache" / "fgclip"
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path = Path(root).expanduser() if root else Path.home() / ".cache" / "fgclip"
+    except RuntimeError as exc:  # "~nouser/x": Python cannot find that home folder
+        raise CacheRootError(errno.ENOENT, f"${CACHE_ENV}={root!r}: no such user's home folder") from exc
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise CacheRootError(errno.ENOTDIR, f"${CACHE_ENV}={root!r}: {path} is a file, not a folder") from exc
+    except PermissionError as exc:
+        raise CacheRootError(errno.EACCES, f"${CACHE_ENV}={root!r}: {path} cannot be made ({exc.strerror})") from exc
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise CacheRootError(errno.EACCES, f"${CACHE_ENV}={root!r}: {path} is not writable")
     return path
 
 

@@ -464,7 +464,9 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return EXIT_INTERRUPTED
     except OSError as exc:  # a full disk, a read-only or missing folder: one line that names the path
-        if exc.errno not in ENVIRONMENT_ERRNOS:
+        from .cache import CacheRootError
+
+        if exc.errno not in ENVIRONMENT_ERRNOS and not isinstance(exc, CacheRootError):
             raise
         print(f"fgclip {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

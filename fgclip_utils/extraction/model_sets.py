@@ -121,9 +121,11 @@ def read_models_file(path: str | os.PathLike) -> list[tuple[str, str | None]]:
     names the file and line."""
     path = Path(path)
     try:
-        lines = path.read_text().splitlines()
+        lines = path.read_bytes().decode("utf-8").splitlines()
     except OSError as exc:
         raise ValueError(f"{path}: cannot read the models file ({exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: the models file is not UTF-8 text (byte {exc.start})") from exc
     pairs = []
     for number, line in enumerate(lines, 1):
         text = line.split("#", 1)[0].strip()
