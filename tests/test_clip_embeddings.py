@@ -411,3 +411,23 @@ def test_captions_equal_within_the_context_and_repeated_negatives_are_counted(ti
     with pytest.warns(UserWarning, match="differs from the positive only beyond the text encoder's context"):
         row = evaluate_splits({"hard": emb}).iloc[0]
     assert (row["identical_negatives"], row["truncated_captions"], row["repeated_negatives"]) == (1, 1, 1)
+
+
+def test_images_copied_with_new_modification_times_reuse_the_entry(tiny_clip, synth_bench, tmp_path):
+    """An image's identity in the cache key is its content, not its mtime: a Drive round trip or a moved cache
+    (new folder, new mtimes) recomputes nothing."""
+    import os
+    import shutil
+
+    from fgclip_utils.data.coco_images import CONTENT_INDEX
+
+    paths, root = synth_bench
+    split = load_split(paths["hard"], "hard")
+    first = embed_one_split(tiny_clip, split, root, cache_dir=tmp_path / "c", progress=False)
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(root, moved, copy_function=shutil.copy, ignore=shutil.ignore_patterns(CONTENT_INDEX))
+    for path in moved.rglob("*.png"):
+        os.utime(path, ns=(10 ** 18, 10 ** 18))  # another modification time than the originals'
+    again = embed_one_split(tiny_clip, split, moved, cache_dir=tmp_path / "c", progress=False)
+    assert again.meta["from_cache"] and again.meta["key"] == first.meta["key"]
+    assert (moved / CONTENT_INDEX).exists()  # the hashes were computed once, and are kept beside the images

@@ -5,6 +5,8 @@ A cached image is used only if it decodes completely and its size is the one the
 """
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -13,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..atomic_io import remove_stale_temporaries, sha256_json
+from ..atomic_io import atomic_write_json, remove_stale_temporaries, sha256_file, sha256_json
 from ..cache import cache_folder
 from .assets import COCO_IMAGE_DEADLINE, COCO_IMAGE_MAX_BYTES
 from .download import DownloadError, download_many
@@ -76,15 +78,36 @@ def image_path(image_root: str | os.PathLike, record: dict) -> Path:
     return Path(image_root) / rel
 
 
+CONTENT_INDEX = ".fgclip-image-sha256.json"  # beside the images: file name -> [size, mtime_ns, sha256]
+
+
 def image_fingerprint(image_root: str | os.PathLike, records: Iterable[dict]) -> str:
-    """sha256 of each image's relative path, size and modification time: changes when any image file does."""
-    rows = []
+    """sha256 of each image's relative path, size and content: changes when any image file does, and survives a
+    copy that gives the files new modification times (a Drive round trip, a moved cache). Each file's content
+    hash is computed once and kept in ``<image_root>/.fgclip-image-sha256.json``, reused while the file's size
+    and modification time are those it was computed at."""
+    index_path = Path(image_root) / CONTENT_INDEX
+    try:
+        index = json.loads(index_path.read_text())
+        index = index if isinstance(index, dict) else {}
+    except (OSError, ValueError):
+        index = {}
+    rows, changed = [], False
     for rec in records:
+        name, path = rec["file_name"], image_path(image_root, rec)
         try:
-            st = image_path(image_root, rec).stat()
-            rows.append((rec["file_name"], st.st_size, st.st_mtime_ns))
+            st = path.stat()
         except FileNotFoundError:
-            rows.append((rec["file_name"], -1, -1))
+            rows.append((name, -1, ""))
+            continue
+        known = index.get(name)
+        if not (isinstance(known, list) and known[:2] == [st.st_size, st.st_mtime_ns]):
+            known = index[name] = [st.st_size, st.st_mtime_ns, sha256_file(path)]
+            changed = True
+        rows.append((name, st.st_size, known[2]))
+    if changed:
+        with contextlib.suppress(OSError):  # a read-only image folder: the hashes are computed again next time
+            atomic_write_json(index_path, index)
     return sha256_json(sorted(rows))
 
 

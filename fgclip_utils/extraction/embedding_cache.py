@@ -9,7 +9,7 @@ safely written, so a failure after the crops never throws the crops away. :func:
 for a caption set's whole images and captions.
 
 Each split gets its own cache entry, keyed by everything that produced it (model, weights, precision, split file
-content, scale factor, which images were available and each one's size and modification time, code version),
+content, scale factor, which images were available and each one's size and content hash, code version),
 written atomically with that key and a checksum, and verified when read (:mod:`~.cache_entries`): any change of
 input makes a new entry, and a damaged entry is recomputed instead of used.
 
