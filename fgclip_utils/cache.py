@@ -12,6 +12,8 @@ from pathlib import Path
 
 CACHE_ENV = "FGCLIP_CACHE"
 FIGURES_ENV = "FGCLIP_FIGURES"
+IMAGES_ENV = "FGCLIP_IMAGES"  # COCO images elsewhere than <cache>/coco (Colab: the local disk, the rest on Drive)
+WEIGHTS_ENV = "FGCLIP_WEIGHTS"  # model weights (open_clip and Hugging Face downloads) kept there, e.g. on Drive
 
 CACHE_FOLDERS: dict[str, str] = {
     "fgovd": "FG-OVD split files (`benchmarks/`, `training_sets/`, `validation_sets/`)",
@@ -56,6 +58,17 @@ def cache_folder(folder: str) -> Path:
     if folder not in CACHE_FOLDERS:
         raise KeyError(f"unknown cache folder {folder!r}; expected one of {sorted(CACHE_FOLDERS)}")
     return cache_root() / folder
+
+
+def images_dir() -> Path:
+    """Where COCO images are kept: ``$FGCLIP_IMAGES``, else ``<cache root>/coco``."""
+    env = os.environ.get(IMAGES_ENV)
+    return Path(env).expanduser() if env else cache_folder("coco")
+
+
+def weights_dir() -> str | None:
+    """Where downloaded model weights go: ``$FGCLIP_WEIGHTS``, else None (the libraries' own caches)."""
+    return os.environ.get(WEIGHTS_ENV) or None
 
 
 def figures_dir() -> Path:

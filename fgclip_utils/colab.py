@@ -12,7 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .cache import CACHE_ENV, FIGURES_ENV, cache_folder, cache_root, figures_dir
+from .cache import CACHE_ENV, FIGURES_ENV, IMAGES_ENV, WEIGHTS_ENV, cache_folder, cache_root, figures_dir
 
 DRIVE_MOUNT = "/content/drive"
 
@@ -21,18 +21,34 @@ def in_colab() -> bool:
     return "google.colab" in sys.modules
 
 
-def use_drive_cache(enabled: bool = True, folder: str = "MyDrive/fgclip") -> Path | None:
-    """In Colab, mount Google Drive and keep the cache and figures in ``<Drive>/<folder>``; elsewhere, or when
-    ``enabled`` is False, change nothing. Returns the cache root on Drive, or None."""
+LOCAL_IMAGES = "/content/fgclip-images"  # the runtime's local disk: large, fast, gone with the runtime
+
+
+def use_drive_cache(enabled: bool = True, folder: str = "MyDrive/fgclip", images_on_drive: bool = False
+                    ) -> Path | None:
+    """In Colab, mount Google Drive and keep there, in ``<Drive>/<folder>``, what is expensive to remake and small:
+    embeddings, checkpoints, result tables, records, figures and the model weights. COCO images (tens of GB in
+    ``full``, and folders of thousands of files, which Drive handles badly) stay on the runtime's local disk
+    unless ``images_on_drive``. Elsewhere, or when ``enabled`` is False, change nothing. Returns the cache root
+    on Drive, or None."""
     if not enabled or not in_colab():
         return None
     from google.colab import drive  # only in Colab
 
     drive.mount(DRIVE_MOUNT)
-    root = Path(DRIVE_MOUNT) / folder
+    return apply_storage_plan(Path(DRIVE_MOUNT) / folder, images_on_drive)
+
+
+def apply_storage_plan(root: Path, images_on_drive: bool = False, local_images: str = LOCAL_IMAGES) -> Path:
+    """Point the caches, figures and model weights at ``root`` and the COCO images at ``local_images`` (or
+    under ``root`` with ``images_on_drive``); print where each goes."""
     os.environ[CACHE_ENV] = str(root / "cache")
     os.environ[FIGURES_ENV] = str(root / "figures")
-    print(f"caches, checkpoints and results in {root / 'cache'}; figures in {root / 'figures'}")
+    os.environ[WEIGHTS_ENV] = str(root / "weights")
+    os.environ[IMAGES_ENV] = str(root / "cache" / "coco") if images_on_drive else local_images
+    print(f"on Drive: caches, checkpoints and results in {root / 'cache'}, figures in {root / 'figures'}, model "
+          f"weights in {root / 'weights'}; COCO images in {os.environ[IMAGES_ENV]}"
+          + ("" if images_on_drive else " (local disk: fetched again by a new runtime)"))
     return cache_root()
 
 

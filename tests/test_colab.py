@@ -5,6 +5,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from fgclip_utils import colab, colab_install
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,3 +99,18 @@ def test_every_notebook_asks_colab_for_a_gpu_and_its_param_defaults_are_options(
                     assert default in ast.literal_eval(spec), (path.name, line)
                 else:
                     assert spec == '{type:"boolean"}' and isinstance(default, bool), (path.name, line)
+
+
+@pytest.mark.parametrize("images_on_drive", [False, True])
+def test_the_storage_plan_keeps_images_local_and_the_rest_on_drive(tmp_path, monkeypatch, capsys, images_on_drive):
+    from fgclip_utils.cache import CACHE_ENV, FIGURES_ENV, IMAGES_ENV, WEIGHTS_ENV, images_dir, weights_dir
+    from fgclip_utils.data.coco_images import default_image_root
+
+    for name in (CACHE_ENV, FIGURES_ENV, IMAGES_ENV, WEIGHTS_ENV):
+        monkeypatch.setenv(name, "")  # restored after the test, whatever the plan sets
+    drive, local = tmp_path / "drive", tmp_path / "local"
+    assert colab.apply_storage_plan(drive, images_on_drive, local_images=str(local)) == drive / "cache"
+    assert weights_dir() == str(drive / "weights")
+    expected = drive / "cache" / "coco" if images_on_drive else local
+    assert images_dir() == default_image_root() == expected
+    assert str(expected) in capsys.readouterr().out

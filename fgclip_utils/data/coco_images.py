@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from ..atomic_io import atomic_write_json, remove_stale_temporaries, sha256_file, sha256_json
-from ..cache import cache_folder
+from ..cache import images_dir
 from .assets import COCO_IMAGE_DEADLINE, COCO_IMAGE_MAX_BYTES
 from .download import DownloadError, download_many
 from .fgovd import Split
@@ -112,7 +112,8 @@ def image_fingerprint(image_root: str | os.PathLike, records: Iterable[dict]) ->
 
 
 def default_image_root() -> Path:
-    return cache_folder("coco")
+    """Where COCO images are fetched to (see :func:`~fgclip_utils.cache.images_dir`)."""
+    return images_dir()
 
 
 @dataclass

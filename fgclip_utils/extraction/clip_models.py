@@ -27,6 +27,7 @@ import open_clip
 import torch
 
 from ..atomic_io import sha256_file
+from ..cache import weights_dir
 from ..profiles import SCHEMES, backbone_label
 from .pixel_transform import PixelTransform, split_transform
 
@@ -191,7 +192,8 @@ def load_clip(name: str, pretrained: str | None = None, device: str | torch.devi
         warnings.filterwarnings("ignore", message="QuickGELU mismatch")  # we decided it above, knowingly
         torch.manual_seed(seed)
         model, _, preprocess = open_clip.create_model_and_transforms(
-            name, pretrained=pretrained or None, device=device, force_quick_gelu=bool(quick_gelu))
+            name, pretrained=pretrained or None, device=device, force_quick_gelu=bool(quick_gelu),
+            cache_dir=weights_dir())
     model.eval().requires_grad_(False)
     tokenizer = _tokenizer(name)
     weights_id = weights_id_for(name, pretrained, seed, file_sha)

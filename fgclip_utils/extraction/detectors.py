@@ -27,7 +27,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from ..atomic_io import atomic_write_bytes, sha256_file, sha256_json
-from ..cache import cache_folder
+from ..cache import cache_folder, weights_dir
 from ..data.coco_images import ImageReadError, image_fingerprint, image_path, to_rgb
 from ..data.fgovd import Split
 from .cache_entries import read_entry, write_entry
@@ -180,8 +180,8 @@ def load_detector(name: str, device: str | torch.device | None = None, cache_dir
     else:
         source, processor_source = spec.hub_id, spec.processor_id or spec.hub_id
     try:
-        model = model_cls.from_pretrained(source)
-        processor = processor_cls.from_pretrained(processor_source)
+        model = model_cls.from_pretrained(source, cache_dir=weights_dir())
+        processor = processor_cls.from_pretrained(processor_source, cache_dir=weights_dir())
     except OSError as exc:
         raise OSError(f"detector {name!r}: cannot load {source} ({exc}); with no network, its weights must already "
                       f"be in the Hugging Face cache") from exc
