@@ -169,3 +169,22 @@ def test_an_image_too_large_or_of_another_size_is_refused_from_its_header_before
     assert check_image(path, (640, 480)) == "is 1200x1000 pixels where the split declares 640x480" and not decoded
     monkeypatch.setattr(coco_images.Image, "MAX_IMAGE_PIXELS", 1_000_000)  # 1.2 Mpx is above it, below 2x
     assert check_image(path) == "is 1200x1000 pixels, above the 1-Mpx limit" and not decoded
+
+
+def test_images_that_would_not_fit_stop_the_fetch_before_any_download(server, tmp_path, monkeypatch, capsys):
+    from collections import namedtuple
+
+    from fgclip_utils.data import coco_images
+    from fgclip_utils.data.coco_images import InsufficientSpace
+
+    server.add("a.jpg", _jpeg())
+    split = _split(tmp_path, server, ["a.jpg"])
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(coco_images.shutil, "disk_usage", lambda p: usage(10 ** 12, 10 ** 12, 10 ** 9))
+    with pytest.raises(InsufficientSpace, match=r"1 images need about 0.0 GB \(and 2 GB to spare\) .* 1.0 GB free: "
+                                                r".*warmup_start='released'"):
+        fetch_images(split, tmp_path / "coco", workers=1, backoff=0, retries=0)
+    assert not server.hits and not (tmp_path / "coco" / "val2017" / "a.jpg").exists()
+    monkeypatch.setattr(coco_images.shutil, "disk_usage", lambda p: usage(10 ** 12, 0, 10 ** 11))
+    assert sorted(fetch_images(split, tmp_path / "coco", workers=1, backoff=0, retries=0).available) == [1]
+    assert "fetching 1 images (about 0.0 GB)" in capsys.readouterr().out

@@ -6,8 +6,10 @@ A cached image is used only if it decodes completely and its size is the one the
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,6 +153,7 @@ def fetch_records(records: dict[int, dict], image_root: str | os.PathLike | None
             report.missing[image_id] = f"{dest} {problem} and the record has no 'coco_url' to fetch it from"
         else:
             todo.append((image_id, rec["coco_url"], dest, _image_validator(size)))
+    check_space(len(todo), root, desc)
     for folder in {dest.parent for _, _, dest, _ in todo}:
         remove_stale_temporaries(folder)  # what killed runs left behind
     download_kwargs.setdefault("max_bytes", COCO_IMAGE_MAX_BYTES)
@@ -162,6 +165,31 @@ def fetch_records(records: dict[int, dict], image_root: str | os.PathLike | None
         else:
             report.available[image_id] = dest
     return report
+
+
+COCO_MEAN_IMAGE_BYTES = 160_000  # val2017: 788 MB / 5,000 images; train2017: 18 GB / 118,287
+SPACE_MARGIN_BYTES = 2 * 10 ** 9  # left free for the embeddings, checkpoints and the system
+
+
+class InsufficientSpace(OSError):
+    """The images to fetch will not fit on the disk that would hold them; nothing was downloaded."""
+
+
+def check_space(n_images: int, root: Path, desc: str = "images") -> None:
+    """Say how many images will be fetched (and about how many GB) into ``root`` and how much room is free there;
+    :class:`InsufficientSpace`, before any download, when they would not fit with a margin."""
+    if not n_images:
+        return
+    need = n_images * COCO_MEAN_IMAGE_BYTES
+    probe = next(p for p in (root, *root.parents) if p.exists())
+    free = shutil.disk_usage(probe).free
+    print(f"{desc}: fetching {n_images:,} images (about {need / 1e9:.1f} GB) into {root}; {free / 1e9:.1f} GB free")
+    if need + SPACE_MARGIN_BYTES > free:
+        raise InsufficientSpace(errno.ENOSPC, f"{n_images:,} images need about {need / 1e9:.1f} GB (and "
+                                f"{SPACE_MARGIN_BYTES / 1e9:.0f} GB to spare) where {root} has {free / 1e9:.1f} GB "
+                                "free: free some space, point $FGCLIP_IMAGES at a larger disk (on Colab, untick "
+                                "images_on_drive), or fetch fewer images (notebook 02: warmup_start='released' "
+                                "skips stage 1's COCO images, warmup_images caps them)")
 
 
 def _image_validator(size: tuple[int, int] | None):
