@@ -34,7 +34,7 @@ from .evaluation.fine_grained import METRIC_NOTE, annotation_scores, evaluate_sp
 from .evaluation.method_results import mean_rank_columns, method_row, methods_table
 from .evaluation.paper_comparison import (coco_baselines, paper_layout, paper_vs_ours, released_vs_paper,
                                           vanilla_vs_paper)
-from .evaluation.attributes import attribute_labels, attribute_sample
+from .evaluation.attributes import attribute_confusion, attribute_labels, attribute_sample
 from .evaluation.separability import embedding_spaces, separability_table
 from .evaluation.umap_projection import umap_table
 from .evaluation.detector_ranking import clip_vs_detectors, detector_rank, evaluate_detectors
@@ -75,6 +75,7 @@ __all__ = [
     "METRIC_NOTE", "annotation_scores", "evaluate_split",
     "evaluate_splits", "failures", "mean_rank_columns", "method_row", "methods_table", "coco_baselines",
     "paper_layout", "paper_vs_ours", "released_vs_paper", "vanilla_vs_paper", "attribute_labels", "attribute_sample",
+    "attribute_confusion",
     "embedding_spaces", "separability_table", "umap_table", "detector_rank",
     "evaluate_detectors", "clip_vs_detectors",
     # heads

@@ -47,6 +47,9 @@ RESULT_TABLES: dict[str, tuple[str, tuple[str, ...]]] = {
     "nb03_separability": ("separability of each attribute before and after the head (notebook 03)",
                           ("stage", "modality", "attribute", "knn_acc", "probe_acc", "majority", "silhouette")),
     "nb03_umap": ("2-D UMAP coordinates with attribute labels (notebook 03)", ("stage", "modality", "x", "y")),
+    "nb03_confusion": ("per attribute split, which value's negative beats each positive value, before and after "
+                       "the head (notebook 03)", ("method", "attribute", "positive", "confused_with", "count",
+                                                  "share")),
     "nb04_backbones": ("the sweep's backbones: size, embedding width, resolution, shared-decode group (notebook 04)",
                        ("backbone", "model", "pretrained", "family", "params_m", "image_params_m", "embed_dim",
                         "image_size")),

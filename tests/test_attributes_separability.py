@@ -71,3 +71,24 @@ def test_separability_table_layout():
     assert list(table[["stage", "attribute"]].itertuples(index=False, name=None)) == [
         ("before", "color"), ("before", "pattern"), ("after", "color"), ("after", "pattern")]
     assert (table["knn_acc"] == 1.0).all()
+
+
+def test_attribute_confusion_recovers_a_planted_confusion():
+    import torch
+
+    from fgclip_utils.evaluation.attributes import attribute_confusion
+    from fgclip_utils.extraction.embedding_cache import SplitEmbeddings
+
+    captions = ["a blue mug", "a green mug", "a red mug"]
+    text = torch.eye(3, 8)
+    # 10 red mugs whose crops look blue (a planted red -> blue confusion), 10 blue mugs that look blue
+    image = torch.cat([text[0].repeat(10, 1), text[0].repeat(10, 1)])
+    positive = torch.tensor([2] * 10 + [0] * 10)
+    negatives = torch.tensor([[0, 1]] * 10 + [[1, 2]] * 10)
+    emb = SplitEmbeddings(image=image, text=text, captions=captions, positive=positive, negatives=negatives,
+                          annotation_ids=torch.arange(20), meta={"split": "color"})
+    table = attribute_confusion({"color": emb, "hard": emb}, {"cosine": None})  # "hard" is no attribute split
+    assert table[["positive", "confused_with", "count", "labelled", "share"]].values.tolist() == [
+        ["red", "blue", 10, 10, 1.0]]
+    faithful = type(emb)(**{**emb.to_dict(), "image": text[positive].clone()})  # every crop looks like its caption
+    assert attribute_confusion({"color": faithful}, {"cosine": None}).empty  # the positive always wins

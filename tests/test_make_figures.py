@@ -6,7 +6,7 @@ from fgclip_utils import results
 from fgclip_utils.cli import main as fgclip_main
 from fgclip_utils.data.benchmark_data import load_benchmark
 from fgclip_utils.data.coco_captions import synthetic_caption_set
-from fgclip_utils.evaluation.attributes import attribute_labels
+from fgclip_utils.evaluation.attributes import attribute_confusion, attribute_labels
 from fgclip_utils.evaluation.detector_ranking import clip_vs_detectors
 from fgclip_utils.evaluation.fine_grained import evaluate_split, evaluate_splits, failures
 from fgclip_utils.evaluation.method_results import method_row
@@ -57,6 +57,8 @@ def _fill_run(P, bundle, tmp_path):
     spaces = embedding_spaces(hard, list(range(len(hard))), paper.head)
     results.save_table(separability_table(spaces, labels, ["color", "pattern"]), "nb03_separability", run)
     results.save_table(umap_table(spaces, labels, n_neighbors=10), "nb03_umap", run)
+    confusion = attribute_confusion(embs, {"vanilla": None, "paper-linear": paper.head.score})
+    results.save_table(confusion, "nb03_confusion", run)
     return run
 
 

@@ -8,12 +8,15 @@ modifiers are ignored, so "light pink" is pink). A caption naming no value, or t
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 
-from ..data.fgovd import ATTRIBUTE_TYPES, Split
+from ..data.fgovd import ATTRIBUTE_TYPES, SPLITS, Split
 from ..extraction.embedding_cache import SplitEmbeddings
+from .fine_grained import evaluate_split
+from .similarity import Similarity
 
 # word (as it appears in captions) -> value; synonyms map onto one value
 VOCABULARY: dict[str, dict[str, str]] = {
@@ -68,3 +71,33 @@ def attribute_sample(split: Split, emb: SplitEmbeddings, max_points: int, seed: 
     labels = labels.iloc[rows].reset_index(drop=True)
     attributes = [a for a in ATTRIBUTE_TYPES if labels[a].notna().sum() >= min_labelled and labels[a].nunique() >= 2]
     return rows, labels, attributes
+
+
+def attribute_confusion(embeddings: Mapping[str, SplitEmbeddings], methods: Mapping[str, Similarity | None]
+                        ) -> pd.DataFrame:
+    """What each method confuses each attribute value with, on the attribute splits of ``embeddings``: per
+    (method, attribute, the positive's value, the value of the negative that beat it), how many annotations the
+    best-scoring negative outranked the positive in (a tie counts against the positive), and that count as a
+    ``share`` of the positive value's ``labelled`` annotations. Values are parsed from both captions
+    (:func:`parse_attributes`); rows whose captions name no single value are left out."""
+    columns = ["method", "split", "attribute", "positive", "confused_with", "count", "labelled", "share"]
+    parts = []
+    for split, emb in embeddings.items():
+        info = SPLITS.get(split)
+        if info is None or info.attribute is None or emb.negatives.shape[1] == 0:
+            continue
+        cand = emb.candidates()
+        positive = [parse_attributes(emb.captions[int(i)])[info.attribute] for i in emb.positive]
+        kept = [r for r in range(len(emb)) if positive[r] is not None and bool(emb.rankable[r])]
+        labelled = pd.Series([positive[r] for r in kept], dtype=object).value_counts()
+        for method, similarity in methods.items():
+            scores = evaluate_split(emb, similarity, split=split).scores
+            best = scores[:, 1:].argmax(dim=1) + 1
+            errors = [(positive[r], parse_attributes(emb.captions[int(cand[r, best[r]])])[info.attribute])
+                      for r in kept if scores[r, best[r]] >= scores[r, 0]]
+            table = pd.DataFrame([e for e in errors if e[1] is not None], columns=["positive", "confused_with"])
+            table = table.value_counts().rename("count").reset_index()
+            table["labelled"] = table["positive"].map(labelled).astype(int)
+            parts.append(table.assign(method=method, split=split, attribute=info.attribute,
+                                      share=table["count"] / table["labelled"]))
+    return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)

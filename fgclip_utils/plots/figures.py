@@ -116,6 +116,10 @@ def _separability(ctx: FigureContext) -> plt.Figure:
     return umap_plots.plot_separability(ctx.table("nb03_separability"), "knn_acc", ctx.disclaimer)
 
 
+def _attribute_confusion(ctx: FigureContext) -> plt.Figure:
+    return umap_plots.plot_attribute_confusion(ctx.table("nb03_confusion"), ctx.disclaimer)
+
+
 def _sweep_heatmap(ctx: FigureContext) -> plt.Figure:
     return sweep_plots.plot_sweep_heatmap(ctx.table("nb04_vanilla"), ctx.table("nb04_backbones"), ctx.disclaimer,
                                           n_of=ctx.run.profile_object().paper_n)
@@ -139,6 +143,7 @@ FIGURES: dict[str, FigureSpec] = {spec.stem: spec for spec in (
     FigureSpec("fig06_study_heads", "02", ("nb02_study_heads",), _study_heads),
     FigureSpec("fig07_umap_attributes", "03", ("nb03_separability", "nb03_umap"), _umap_attributes),
     FigureSpec("fig08_separability", "03", ("nb03_separability",), _separability),
+    FigureSpec("fig08b_attribute_confusion", "03", ("nb03_confusion",), _attribute_confusion),
     FigureSpec("fig09_sweep_heatmap", "04", ("nb04_vanilla", "nb04_backbones"), _sweep_heatmap, "sweep"),
     FigureSpec("fig10_sweep_size", "04", ("nb04_vanilla", "nb04_backbones"), _sweep_size, "sweep"),
     FigureSpec("fig11_sweep_head_gain", "04", ("nb04_heads", "nb04_backbones"), _sweep_head_gain, "sweep"),

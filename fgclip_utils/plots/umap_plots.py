@@ -1,6 +1,8 @@
 """UMAP projections of crop and caption embeddings, coloured by attribute value, before/after a head."""
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib.colors as mcolors
 import matplotlib.pyplot as plt
 import numpy as np
@@ -82,5 +84,37 @@ def plot_separability(table: pd.DataFrame, metric: str = "knn_acc", disclaimer: 
     axes[0, 0].set_ylabel(label)
     axes[0, -1].legend(loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.suptitle("How separable is each attribute? (held-out)", fontsize=11, fontweight="bold")
+    mark_profile(fig, disclaimer)
+    return fig
+
+
+def plot_attribute_confusion(table: pd.DataFrame, disclaimer: str = "") -> plt.Figure:
+    """Rows: methods; columns: attributes. Each panel: for each positive value (rows), the share of its
+    annotations whose best-scoring negative, of each other value (columns), beat it."""
+    methods = list(dict.fromkeys(table["method"]))
+    attributes = list(dict.fromkeys(table["attribute"]))
+    fig, axes = plt.subplots(len(methods), len(attributes), figsize=(FULL_WIDTH, 2.0 * len(methods) + 0.9),
+                             squeeze=False, constrained_layout=True)
+    for c, attribute in enumerate(attributes):
+        sub = table[table["attribute"] == attribute]
+        values = sorted(set(sub["positive"]) | set(sub["confused_with"]))
+        for r, method in enumerate(methods):
+            ax = axes[r, c]
+            grid = (sub[sub["method"] == method].pivot_table(index="positive", columns="confused_with",
+                                                             values="share", aggfunc="sum")
+                    .reindex(index=values, columns=values).fillna(0.0))
+            sns.heatmap(100 * grid, ax=ax, vmin=0, vmax=100, cmap="rocket_r", cbar=False, annot=len(values) <= 6,
+                        fmt=".0f", annot_kws={"fontsize": 5.5}, square=True, linewidths=0.3, linecolor="white")
+            ax.set_xlabel("")
+            ax.set_ylabel(textwrap.fill(method, 24) if c == 0 else "", fontsize=7.5)
+            ax.tick_params(labelsize=6, length=0)
+            ax.tick_params(axis="y", labelrotation=0)
+            ax.tick_params(axis="x", labelrotation=90)
+            if r == 0:
+                ax.set_title(attribute, fontsize=9, fontweight="bold")
+    fig.colorbar(axes[0, 0].collections[0], ax=axes.ravel().tolist(), shrink=0.7,
+                 label="% of the positive value's annotations")
+    fig.supxlabel("value of the negative that beat the positive (columns); positive's value (rows)", fontsize=8)
+    fig.suptitle("What each attribute value is confused with", fontsize=11, fontweight="bold")
     mark_profile(fig, disclaimer)
     return fig
