@@ -98,8 +98,8 @@ class PaperRecipe:
 
     warmup: StageConfig = StageConfig("warmup", lr=5e-5, margin=0.2)
     finetune: StageConfig = StageConfig("fg-ovd", lr=1e-5, margin=0.05)
-    cosine: bool = True  # the configs' intent and the authors' fixed code; False: dot product, as their
-    #                      loader did until 2024-07-16 (the released checkpoints were trained so)
+    cosine: bool = True  # the configs' intent (their loader reads it since 2024-07-16); False: dot product, as
+    #                      their loader did before (the released checkpoints were trained so)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@ synthetic benchmark's scenes.
 
 The Karpathy splits of COCO 2014 (Karpathy & Fei-Fei 2015): ``test`` and ``val`` hold 5,000 images each;
 ``train`` here means train + restval (113,287 images), the set the paper's warm-up trains on. Every image keeps
-its first five captions, as the FG-CLIP authors do (``sentids[:5]``).
+its first five captions, as the FG-CLIP authors' code selects them (``sentids[:5]``; read from their code, not
+checked against their own caption files, which are not published).
 
 Where the captions come from, first match wins:
 

@@ -4,7 +4,8 @@
 autocast on an older one (a T4 or V100, where bf16 would be emulated and slow), and plain fp32 on CPU, so CPU
 results stay exact; ``"bf16"`` also works on a CPU with native bf16 (AVX512-BF16, AMX). ``"half"`` is fp16 autocast on a
 GPU and fp32 on a CPU, which the ``full`` profile uses: close to the FG-CLIP authors' extraction, not identical
-(OpenAI's ``clip.load`` runs the whole model in fp16 on CUDA, layer norms included; autocast keeps those in fp32).
+(OpenAI's ``clip.load`` runs the model's weights in fp16 on CUDA, with a LayerNorm that computes in fp32, as
+autocast's does; matmul and activation rounding differ).
 
 Embeddings come back L2-normalised (what cosine similarity and the study's heads take) together with the norm
 each had before normalising, so the raw embedding (what the paper's heads take) is ``unit * norm``.
