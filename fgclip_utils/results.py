@@ -333,7 +333,8 @@ def read_records(folder: str | os.PathLike) -> list[dict]:
 
 SPLIT_METRICS = ("paper_n", "mean_rank_at_n", "mean_rank_at_n_ci_low", "mean_rank_at_n_ci_high", "n_kept",
                  "chance_mean_rank_at_n", "accuracy", "mean_rank", "mrr", "n", "chance", "skipped", "missing_images",
-                 "identical_negatives", "truncated_captions", "repeated_negatives")  # a fine-grained record's metrics
+                 "identical_negatives", "truncated_captions", "repeated_negatives",
+                 "ties_with_positive")  # a fine-grained record's metrics
 FINE_GRAINED_TASK = "fine_grained_ranking"
 
 

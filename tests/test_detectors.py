@@ -169,3 +169,16 @@ def test_cli_detect_writes_one_record_per_detector_and_split(cache_dir, tmp_path
     assert "random-init tiny detectors" in capsys.readouterr().out
     assert main(["detect", "--detector", "owl-b16", "--output", str(out)]) == 2
     assert "close matches" in capsys.readouterr().err
+
+
+def test_a_tiny_detector_of_another_build_is_made_again(tmp_path):
+    from fgclip_utils.extraction.detectors import TINY_DETECTOR_BUILD, make_tiny_detector
+
+    out = make_tiny_detector("owlvit", tmp_path / "owlvit-tiny")
+    weights = next(out.glob("model.*"))
+    assert f"build {TINY_DETECTOR_BUILD}" in (out / "done").read_text()
+    before = weights.stat().st_mtime_ns
+    assert make_tiny_detector("owlvit", out) == out and weights.stat().st_mtime_ns == before  # reused
+    (out / "done").write_text("complete\n")  # what an earlier build left
+    make_tiny_detector("owlvit", out)
+    assert weights.stat().st_mtime_ns != before and f"build {TINY_DETECTOR_BUILD}" in (out / "done").read_text()

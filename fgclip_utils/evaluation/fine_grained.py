@@ -81,7 +81,9 @@ def evaluate_split(emb: SplitEmbeddings, similarity: Similarity | None = None, s
         if len(paper_ranks):  # 95% percentile bootstrap over the kept annotations
             low, high = bootstrap_ci(paper_ranks)
             paper.update(mean_rank_at_n_ci_low=low, mean_rank_at_n_ci_high=high)
-    summary = {**paper, **summary, **negative_checks(emb, split)}
+    present = emb.candidates()[:, 1:] >= 0
+    tied = ((scores[:, 1:] == scores[:, :1]) & present).any(dim=1) & mask
+    summary = {**paper, **summary, **negative_checks(emb, split), "ties_with_positive": int(tied.sum())}
     return SplitResult(split=split, summary=summary, ranks=ranks, scores=scores, n_skipped=emb.n_skipped,
                        n_missing_images=emb.n_missing_images, paper_ranks=paper_ranks, paper_kept=kept)
 
@@ -115,7 +117,8 @@ def evaluate_splits(embeddings: Mapping[str, SplitEmbeddings], similarity: Simil
     ``mean_rank_at_n_ci_low`` / ``_ci_high``, and ``paper_n``, ``n_kept``, its chance level), the
     study's ``accuracy``, ``mean_rank``, ``mrr`` over all negatives (``n`` rows, its chance), ``skipped``,
     ``missing_images``, ``identical_negatives``, ``truncated_captions``, ``repeated_negatives`` (see
-    :func:`negative_checks`), and the method's name. ``n_negatives`` maps a split to its N
+    :func:`negative_checks`), ``ties_with_positive`` (rows where a negative scores exactly the positive's score,
+    which counts against it), and the method's name. ``n_negatives`` maps a split to its N
     (default :data:`PAPER_N`; a profile's is :attr:`~fgclip_utils.profiles.Profile.paper_n`)."""
     n_of = n_negatives or PAPER_N
     rows = [evaluate_split(e, similarity, split=name, n_negatives=n_of.get(name), **kwargs).row()

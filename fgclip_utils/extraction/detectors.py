@@ -95,6 +95,9 @@ def spec_of(name: str) -> DetectorSpec:
     return DETECTOR_SPECS[name]
 
 
+TINY_DETECTOR_BUILD = 2  # 2: the box head's last layer zero, so boxes sit on the patch grid
+
+
 def make_tiny_detector(family: str, out_dir: str | os.PathLike, seed: int = 0) -> Path:
     """A random-init OWL-ViT or OWLv2 (1 layer, width 32, 192-px images in 6 x 6 patches of 32, so 36 boxes) saved
     with a processor to ``out_dir``, offline: its tokenizer is CLIP's own BPE (open_clip ships the merges file).
@@ -104,8 +107,10 @@ def make_tiny_detector(family: str, out_dir: str | os.PathLike, seed: int = 0) -
 
     tf = _transformers()
     out = Path(out_dir)
-    if (out / "config.json").exists() and (out / "done").exists():
-        return out
+    marker = f"complete, build {TINY_DETECTOR_BUILD} seed {seed}\n"
+    done = out / "done"
+    if (out / "config.json").exists() and done.exists() and done.read_text() == marker:
+        return out  # one made by another build of this function (other weights) is made again
     out.mkdir(parents=True, exist_ok=True)
     bpe = Path(open_clip.__file__).parent / "bpe_simple_vocab_16e6.txt.gz"
     merges = gzip.decompress(bpe.read_bytes()).decode("utf-8").split("\n")[1:49152 - 256 - 2 + 1]
@@ -134,7 +139,7 @@ def make_tiny_detector(family: str, out_dir: str | os.PathLike, seed: int = 0) -
                        else tf.OwlViTImageProcessor(size=size, crop_size=size))
     model.save_pretrained(out)
     processor_cls(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(out)
-    (out / "done").write_text("complete\n")
+    done.write_text(marker)
     return out
 
 
