@@ -45,15 +45,16 @@ class Session:
 
 def start(profile: str | None = None, *, backbones=None, backbone=None, device: str | torch.device | None = None,
           scale_factor: float | None = None, epochs: int | None = None, warmup_images: int | None = None,
-          with_q1_backbones: bool = False, detectors=None, **shown) -> Session:
+          with_q1_backbones: bool = False, detectors=None, stage2_as_run: bool | None = None, **shown) -> Session:
     """Resolve a notebook's parameters into a :class:`Session` and print what it will run.
 
     ``profile`` None means ``$FGCLIP_PROFILE``, else ``smoke``. ``backbones`` (a list of (name, pretrained)) or
     ``backbone`` (one pair) replace the profile's; ``scale_factor``, ``epochs`` and ``warmup_images`` (the
     paper recipe's stage-1 images), when given, replace the profile's settings. ``with_q1_backbones`` (notebook
     01) adds the profile's :attr:`~fgclip_utils.profiles.Profile.q1_backbones` when ``backbones`` is not given;
-    ``detectors`` (names of :data:`~fgclip_utils.DETECTORS`) replace the profile's. ``shown`` are further
-    parameters printed with the rest.
+    ``detectors`` (names of :data:`~fgclip_utils.DETECTORS`) replace the profile's. ``stage2_as_run`` sets the
+    paper recipe's :attr:`~fgclip_utils.profiles.PaperRecipe.as_run`. ``shown`` are further parameters printed
+    with the rest.
     """
     P = get_profile(profile)
     if backbone is not None:
@@ -72,6 +73,8 @@ def start(profile: str | None = None, *, backbones=None, backbone=None, device: 
         P = replace(P, train=replace(P.train, epochs=int(epochs)))
     if warmup_images is not None:
         P = replace(P, data=replace(P.data, warmup_images=int(warmup_images)))
+    if stage2_as_run is not None:
+        P = replace(P, paper=replace(P.paper, as_run=bool(stage2_as_run)))
     session = Session(P, torch.device(device) if device else default_device())
     apply_paper_style()
     names = ", ".join(backbone_label(n, p) for n, p in P.backbones)

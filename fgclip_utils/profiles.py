@@ -100,6 +100,8 @@ class PaperRecipe:
     finetune: StageConfig = StageConfig("fg-ovd", lr=1e-5, margin=0.05)
     cosine: bool = True  # the configs' intent (their loader reads it since 2024-07-16); False: dot product, as
     #                      their loader did before (the released checkpoints were trained so)
+    as_run: bool = False  # True: stage 2 normalises a row's captions across its 11, as the authors' training and
+    #                       validation did (src/model.py); False: each vector, as their test-time scoring (corrected)
 
 
 @dataclass(frozen=True)

@@ -96,3 +96,28 @@ def test_a_diverged_paper_head_stops_and_saves_nothing(setting, tiny_clip, tmp_p
         paper_recipe.train_stage(build_paper_head(kind, tiny_clip.embed_dim, seed=0), data.finetune_train,
                                  data.finetune_val, stage, checkpoint, "k", device="cpu", progress=False)
     assert not checkpoint.exists() and not list(tmp_path.iterdir())
+
+
+def test_as_run_stage_two_scores_normalise_captions_across_the_row_as_the_authors_training_did():
+    import torch.nn.functional as F
+
+    from fgclip_utils.heads.paper_heads import build_paper_head
+
+    g = torch.Generator().manual_seed(0)
+    image, text = torch.randn(6, 16, generator=g) * 3, torch.randn(40, 16, generator=g) * 3
+    candidates = torch.randint(0, 40, (6, 11), generator=g)
+    for kind in ("paper-linear", "paper-linear-image", "paper-linear-text", "paper-mlp"):
+        head = build_paper_head(kind, 16, seed=1)
+        as_run = RowData(image, text, candidates, "k", as_run=True).batch_scores(head, torch.arange(6))
+        corrected = RowData(image, text, candidates, "k").batch_scores(head, torch.arange(6))
+        # the authors' FG-OVD path: (B, d) crops normalised per row, (B, 11, d) captions along dim 1, batched dot
+        v = F.normalize(head._layers(image, 0), p=2, dim=1)
+        t = F.normalize(head._layers(text[candidates], 1), p=2, dim=1)
+        theirs = torch.sigmoid((v.unsqueeze(1) @ t.transpose(2, 1)).squeeze(1))
+        assert torch.allclose(as_run, theirs, atol=1e-6)
+        assert (as_run - corrected).abs().max() > 1e-3  # not the per-vector (test-time) scoring
+        assert torch.allclose(corrected, head.score(image[:, None].expand(-1, 11, -1).reshape(-1, 16),
+                                                    text[candidates.reshape(-1)]).view(6, 11), atol=1e-6)
+    attention = build_paper_head("paper-attention", 16, seed=1)  # unaffected: no normalisation
+    assert torch.equal(RowData(image, text, candidates, as_run=True).batch_scores(attention, torch.arange(6)),
+                       RowData(image, text, candidates).batch_scores(attention, torch.arange(6)))

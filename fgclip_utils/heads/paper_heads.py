@@ -46,7 +46,7 @@ class PaperMLPs(SimilarityHead):
              for mapped in _SIDES[kind]])
         self.act = nn.Tanh() if kind == "paper-mlp" else None
 
-    def _map(self, x: torch.Tensor, side: int) -> torch.Tensor:
+    def _layers(self, x: torch.Tensor, side: int) -> torch.Tensor:
         x = x.float()
         layers = self.linear_layers[side]
         if layers is not None:
@@ -54,7 +54,21 @@ class PaperMLPs(SimilarityHead):
                 x = layer(x)
                 if self.act is not None:
                     x = self.act(x)
+        return x
+
+    def _map(self, x: torch.Tensor, side: int) -> torch.Tensor:
+        x = self._layers(x, side)
         return F.normalize(x, dim=-1) if self.cosine else x
+
+    def row_scores_as_run(self, image_emb: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
+        """(B, K) scores of crops (B, d) against their K captions (B, K, d) as the authors' stage-2 training and
+        validation compute them: with ``cosine``, the captions are normalised across the K of a row
+        (``F.normalize(..., dim=1)`` on the (B, K, d) batch, their ``src/model.py``), not each vector as their
+        test-time scoring and :meth:`score` do."""
+        v, t = self._layers(image_emb, 0), self._layers(text_emb, 1)
+        if self.cosine:
+            v, t = F.normalize(v, dim=-1), F.normalize(t, dim=1)
+        return self._out((v[:, None] * t).sum(-1))
 
     def embed_image(self, image_emb: torch.Tensor) -> torch.Tensor:
         return self._map(image_emb, 0)

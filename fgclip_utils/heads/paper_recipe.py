@@ -35,7 +35,7 @@ from ..profiles import Profile, StageConfig
 from .checkpoints import checkpoint_key, read_sidecar, save_head, train_or_load
 from .fgclip_checkpoints import download_fgclip_checkpoint, load_fgclip_checkpoint
 from .losses import anchored_hinge, warmup_hinge
-from .paper_heads import PAPER_HEAD_KINDS, build_paper_head
+from .paper_heads import PAPER_HEAD_KINDS, PaperMLPs, build_paper_head
 from .recipe_data import recipe_embeddings
 from .study_recipe import backbone_folder
 from .training import check_finite, check_weights, snapshot_state, train_epoch
@@ -76,23 +76,30 @@ class RowData:
     text: torch.Tensor  # (C, d)
     candidates: torch.Tensor  # (R, 1 + N)
     key: str = ""
+    as_run: bool = False  # score a cosine paper head as the authors' stage 2 did (PaperMLPs.row_scores_as_run)
 
     def __len__(self) -> int:
         return len(self.image)
 
     @classmethod
-    def from_split(cls, emb: SplitEmbeddings, space: str = "raw", n: int = FINETUNE_NEGATIVES) -> RowData:
-        """The rows with at least ``n`` negatives, each with its first ``n`` (as the authors' dataset keeps)."""
+    def from_split(cls, emb: SplitEmbeddings, space: str = "raw", n: int = FINETUNE_NEGATIVES,
+                   as_run: bool = False) -> RowData:
+        """The rows with at least ``n`` negatives, each with its first ``n`` (as the authors' dataset keeps);
+        ``as_run`` scores them in training and validation as the authors' code did (part of the data's key)."""
         image, text = emb.inputs(space)
         cand = emb.candidates()
         kept = (cand[:, 1:] >= 0).sum(dim=1) >= n
-        return cls(image[kept], text, cand[kept][:, :n + 1], emb.meta.get("key", ""))
+        key = emb.meta.get("key", "") + ("|as-run caption normalisation" if as_run else "")
+        return cls(image[kept], text, cand[kept][:, :n + 1], key, as_run)
 
     def to(self, device) -> RowData:
-        return RowData(self.image.to(device), self.text.to(device), self.candidates.to(device), self.key)
+        return RowData(self.image.to(device), self.text.to(device), self.candidates.to(device), self.key,
+                       self.as_run)
 
     def batch_scores(self, head: SimilarityHead, idx: torch.Tensor) -> torch.Tensor:
         cand = self.candidates[idx]
+        if self.as_run and isinstance(head, PaperMLPs):
+            return head.row_scores_as_run(self.image[idx], self.text[cand])
         b, k = cand.shape
         image = self.image[idx][:, None].expand(-1, k, -1).reshape(b * k, -1)
         return head.score(image, self.text[cand.reshape(-1)]).view(b, k)
@@ -237,7 +244,9 @@ def paper_training_data(profile: Profile, bundle: ClipBundle, with_warmup: bool 
     downloaded), and, ``with_warmup``, stage 1's caption pairs: COCO Karpathy train + restval and val in
     ``full``, the synthetic benchmark's scenes in ``smoke``."""
     emb = recipe_embeddings(profile, bundle, "paper-linear", with_warmup=with_warmup, progress=progress)
-    data = PaperData(RowData.from_split(emb.splits["train"]["hard"]), RowData.from_split(emb.splits["val"]["hard"]))
+    as_run = profile.paper.as_run
+    data = PaperData(RowData.from_split(emb.splits["train"]["hard"], as_run=as_run),
+                     RowData.from_split(emb.splits["val"]["hard"], as_run=as_run))
     description = {"stage 2 train rows (>= 10 negatives)": len(data.finetune_train),
                    "stage 2 val rows": len(data.finetune_val)}
     for subset, captions in emb.captions.items():
