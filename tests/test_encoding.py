@@ -88,3 +88,17 @@ def test_autocast_casts_frozen_weights_once_with_the_same_numbers(tiny_clip):
     assert not any(p.requires_grad for p in model.parameters())  # frozen again
     with autocast("cpu", "bf16", model):  # gradients on: nothing is touched
         assert not any(p.requires_grad for p in model.parameters())
+
+
+def test_the_extraction_estimate_scales_with_the_work_and_says_how_it_was_made(tiny_clip, capsys):
+    from fgclip_utils.extraction.cost_estimate import CPU_TFLOPS, DECODE_IMAGES_PER_S, extraction_estimate, say_estimate
+
+    flops = forward_flops(tiny_clip)
+    seconds, how = extraction_estimate(tiny_clip, 0, 1000, 500, workers=1)
+    expected = (1000 * flops["image"] + 500 * flops["text_trimmed"]) / (CPU_TFLOPS * 1e12)
+    assert seconds == pytest.approx(expected) and "TFLOP/s on this CPU" in how and "assumed" in how
+    assert extraction_estimate([tiny_clip, tiny_clip], 0, 1000, 500, 1)[0] == pytest.approx(2 * expected)
+    decode_bound, _ = extraction_estimate(tiny_clip, 30_000, 1, 1, workers=2)
+    assert decode_bound == pytest.approx(30_000 / (2 * DECODE_IMAGES_PER_S))  # decoding bounds it
+    say_estimate(tiny_clip, 30_000, 1, 1, 2, "auto", "embedding hard")
+    assert "embedding hard: 1 crops of 30,000 images and 1 captions, about 2 min" in capsys.readouterr().out

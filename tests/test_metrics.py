@@ -90,11 +90,11 @@ def test_paper_n_and_aggregates():
     assert math.isnan(paper_aggregate({k: v for k, v in ranks.items() if k != "hard"})["mean_rank_sum"])
 
 
-def test_fp16_cosine_ties_near_equal_scores_and_the_ties_are_counted():
+def test_as_run_cosine_ties_near_equal_scores_and_the_ties_are_counted():
     import torch
 
     from fgclip_utils.evaluation.fine_grained import evaluate_split
-    from fgclip_utils.evaluation.similarity import cosine, fp16_cosine
+    from fgclip_utils.evaluation.similarity import as_run_cosine, cosine
     from fgclip_utils.extraction.embedding_cache import SplitEmbeddings
 
     text = torch.nn.functional.normalize(torch.tensor([[1.0, 0.0], [1.0, 1e-2]]), dim=-1)  # nearly the same
@@ -102,6 +102,6 @@ def test_fp16_cosine_ties_near_equal_scores_and_the_ties_are_counted():
     emb = SplitEmbeddings(image=image, text=text, captions=["a red mug", "a red mug."],
                           positive=torch.tensor([0]), negatives=torch.tensor([[1]]), annotation_ids=torch.tensor([1]),
                           meta={"split": "hard"})
-    exact, as_run = (evaluate_split(emb, s, n_negatives=1).summary for s in (cosine, fp16_cosine))
+    exact, as_run = (evaluate_split(emb, s, n_negatives=1).summary for s in (cosine, as_run_cosine))
     assert exact["accuracy"] == 1.0 and exact["ties_with_positive"] == 0
     assert as_run["accuracy"] == 0.0 and as_run["ties_with_positive"] == 1  # the tie counts against the positive

@@ -15,7 +15,7 @@ def cosine(image_emb: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.cosine_similarity(image_emb, text_emb, dim=-1)
 
 
-def fp16_cosine(image_emb: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
+def as_run_cosine(image_emb: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
     """Vanilla CLIP as the FG-CLIP authors scored it: the cosine of fp16 features (their ``F.cosine_similarity``
     on the fp16 CUDA features of OpenAI's model), where near-equal scores round to a tie, which counts against
     the positive. :func:`cosine` (fp32) is the corrected score."""

@@ -37,7 +37,8 @@ from ..profiles import ExtractConfig
 from .cache_entries import EntryMismatch, check_unit_rows, read_entry, write_entry
 from .clip_forward import encode_texts
 from .clip_models import ClipBundle, as_bundles
-from .crop_pipeline import PipelineStats, plan_crops, shared_decode_groups
+from .cost_estimate import say_estimate
+from .crop_pipeline import PipelineStats, default_workers, plan_crops, shared_decode_groups
 from .crop_streams import (
     EMBED_VERSION,
     crop_embeddings,
@@ -241,10 +242,14 @@ def embed_splits(backbones: ClipBundle | Sequence[ClipBundle], bench: Benchmark,
         plan = plan_crops([crop_of(lay, a) for lay in layouts for a in lay.annotations], scale, sizes)
         names = "+".join(lay.split.name for lay in layouts)
         who = f" ({len(members)} backbones)" if len(members) > 1 else ""
+        captions = sorted({c for lay in layouts for c in lay.captions})
+        if progress:
+            say_estimate([bundles[b] for b in members], len(plan.images), len(plan), len(captions),
+                         default_workers(bundles[members[0]].device) if workers is None else workers, precision,
+                         f"embedding {names} with {', '.join(bundles[b].label for b in members)}")
         images = crop_embeddings([bundles[b] for b in members], plan, cache_dir=cache_dir, batch_size=batch,
                                  workers=workers, precision=precision, progress=progress,
                                  desc=f"crops {names}{who}", stats=stats)
-        captions = sorted({c for lay in layouts for c in lay.captions})
         caption_row = {c: i for i, c in enumerate(captions)}
         for b, (image, stream) in zip(members, images, strict=True):
             bundle = bundles[b]
@@ -323,6 +328,10 @@ def embed_captions(backbones: ClipBundle | Sequence[ClipBundle], cs: CaptionSet,
         rows = torch.tensor([plan.row(p, None) for p in paths], dtype=torch.long)
     for members in missing:
         who = f" ({len(members)} backbones)" if len(members) > 1 else ""
+        if progress:
+            say_estimate([bundles[b] for b in members], len(plan.images), len(plan), len(cs.captions),
+                         default_workers(bundles[members[0]].device) if workers is None else workers, precision,
+                         f"embedding {cs.name} with {', '.join(bundles[b].label for b in members)}")
         images = crop_embeddings([bundles[b] for b in members], plan, cache_dir=cache_dir, batch_size=batch,
                                  workers=workers, precision=precision, progress=progress, desc=f"{cs.name}{who}")
         for b, (image, stream) in zip(members, images, strict=True):
