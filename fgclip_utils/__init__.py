@@ -29,7 +29,7 @@ from .extraction.detectors import DETECTORS
 
 # evaluation
 from .evaluation.ranking import fixed_n_ranks, rank_positive, summarize
-from .evaluation.similarity import cosine, as_run_cosine
+from .evaluation.similarity import as_run_cosine
 from .evaluation.bootstrap import bootstrap_ci, paired_bootstrap
 from .evaluation.fine_grained import METRIC_NOTE, annotation_scores, evaluate_split, evaluate_splits, failures
 from .evaluation.method_results import mean_rank_columns, method_row, methods_table
@@ -72,7 +72,7 @@ __all__ = [
     # extraction
     "TINY_MODEL", "load_clip", "encode_texts", "embed_captions", "embed_splits", "DETECTORS",
     # evaluation
-    "fixed_n_ranks", "rank_positive", "summarize", "cosine", "as_run_cosine", "bootstrap_ci", "paired_bootstrap",
+    "fixed_n_ranks", "rank_positive", "summarize", "as_run_cosine", "bootstrap_ci", "paired_bootstrap",
     "METRIC_NOTE", "annotation_scores", "evaluate_split",
     "evaluate_splits", "failures", "mean_rank_columns", "method_row", "methods_table", "coco_baselines",
     "paper_layout", "paper_vs_ours", "released_vs_paper", "vanilla_vs_paper", "attribute_labels", "attribute_sample",
