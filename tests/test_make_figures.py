@@ -102,3 +102,19 @@ def test_redraw_every_figure_of_every_run_from_cached_tables(cache_dir, tmp_path
     saved, skipped = redraw_all("smoke", out)
     assert any(s.startswith(f"{second.name}: skipped") and "not a readable run record" in s for s in skipped)
     assert saved and not [p for p in saved if second.name in p.name]
+
+
+def test_every_figure_of_a_run_with_missing_images_says_how_many(cache_dir, tiny_clip):
+    from fgclip_utils.plots.figures import FigureContext
+
+    P = get_profile("smoke")
+    run = results.run_for(P, tiny_clip)
+    embs = embed_splits(tiny_clip, load_benchmark(P, "test"), extract=P.extract, progress=False)
+    table = evaluate_splits(embs, method=tiny_clip.label, n_negatives=P.paper_n)
+    results.save_table(table, "nb01_vanilla_clip", run)
+    assert FigureContext(run).disclaimer == P.disclaimer  # nothing missing: the profile's disclaimer alone
+    table.loc[0, "missing_images"] = 12
+    results.save_table(table, "nb01_vanilla_clip", run)
+    total = 12 + int(table["n"].sum()) + int(table["skipped"].sum())
+    assert FigureContext(run).disclaimer == f"{P.disclaimer}; 12 of {total} test annotations " \
+                                           f"({12 / total:.1%}) without their image"

@@ -43,7 +43,18 @@ class FigureContext:
 
     @property
     def disclaimer(self) -> str:
-        return self.run.profile_object().disclaimer
+        """The profile's disclaimer and, when the run ranked annotations without their image, how many: under
+        every figure of the run."""
+        return "; ".join(p for p in (self.run.profile_object().disclaimer, self._missing_images()) if p)
+
+    def _missing_images(self) -> str:
+        try:
+            rows = self.table("nb04_vanilla" if self.run.is_sweep else "nb01_vanilla_clip")
+        except (FileNotFoundError, ResultTableError):
+            return ""
+        missing = int(rows["missing_images"].sum()) if "missing_images" in rows else 0
+        total = missing + int(rows["n"].sum()) + int(rows["skipped"].sum()) if missing else 0
+        return f"{missing} of {total} test annotations ({missing / total:.1%}) without their image" if missing else ""
 
 
 @dataclass(frozen=True)
