@@ -155,6 +155,7 @@ def test_rgba_and_16_bit_images_are_converted_not_mangled():
     assert cut.mode == "RGB" and cut.size == (2, 2) and cut.getpixel((1, 1)) == (255, 255, 255)
 
 
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # Pillow's, at open: expected here
 def test_an_image_too_large_or_of_another_size_is_refused_from_its_header_before_decoding(tmp_path, monkeypatch):
     from PIL import Image, ImageFile
 
