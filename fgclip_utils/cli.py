@@ -171,8 +171,9 @@ def _write_records(P, result, rows, out: Path, task: str) -> list[Path]:
 
 def _missing_note(rows) -> str:
     """`` (N of M annotations without their image, x%)`` for per-split rows that lost some, else ``""``."""
-    missing = int(rows["missing_images"].sum())
-    total = missing + int(rows["n"].sum()) + int(rows["skipped"].sum())
+    from .evaluation.fine_grained import missing_images
+
+    missing, total = missing_images(rows)
     return f" ({missing} of {total} annotations without their image, {missing / total:.1%})" if missing else ""
 
 

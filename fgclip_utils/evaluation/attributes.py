@@ -15,7 +15,7 @@ import pandas as pd
 
 from ..data.fgovd import ATTRIBUTE_TYPES, SPLITS, Split
 from ..extraction.embedding_cache import SplitEmbeddings
-from .fine_grained import evaluate_split
+from .fine_grained import candidate_scores
 from .similarity import Similarity
 
 # word (as it appears in captions) -> value; synonyms map onto one value
@@ -91,7 +91,7 @@ def attribute_confusion(embeddings: Mapping[str, SplitEmbeddings], methods: Mapp
         kept = [r for r in range(len(emb)) if positive[r] is not None and bool(emb.rankable[r])]
         labelled = pd.Series([positive[r] for r in kept], dtype=object).value_counts()
         for method, similarity in methods.items():
-            scores = evaluate_split(emb, similarity, split=split).scores
+            scores = candidate_scores(emb, similarity)  # the scores alone: no ranks or intervals needed here
             best = scores[:, 1:].argmax(dim=1) + 1
             errors = [(positive[r], parse_attributes(emb.captions[int(cand[r, best[r]])])[info.attribute])
                       for r in kept if scores[r, best[r]] >= scores[r, 0]]

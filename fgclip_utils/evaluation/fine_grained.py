@@ -88,6 +88,12 @@ def evaluate_split(emb: SplitEmbeddings, similarity: Similarity | None = None, s
                        n_missing_images=emb.n_missing_images, paper_ranks=paper_ranks, paper_kept=kept)
 
 
+def missing_images(rows: pd.DataFrame) -> tuple[int, int]:
+    """(annotations without their image, all annotations) of per-split rows (:func:`evaluate_splits`'s)."""
+    missing = int(rows["missing_images"].sum()) if "missing_images" in rows else 0
+    return missing, missing + int(rows["n"].sum()) + int(rows["skipped"].sum())
+
+
 def negative_checks(emb: SplitEmbeddings, split: str = "?") -> dict[str, int]:
     """Rows the ranking cannot tell apart, counted: ``identical_negatives`` (a negative with the positive's very
     embedding: the same caption, or one that differs only beyond the text encoder's context; it ties with the
@@ -96,8 +102,10 @@ def negative_checks(emb: SplitEmbeddings, split: str = "?") -> dict[str, int]:
     negatives = emb.negatives
     present = negatives >= 0
     same = torch.zeros_like(present)
-    if present.any():
-        same = present & (emb.text[negatives.clamp(min=0)] == emb.text[emb.positive][:, None]).all(dim=-1)
+    if present.any() and len(emb.text):
+        # one id per distinct caption embedding: captions are compared by id, not (rows x negatives x d) values
+        _, embedding_id = torch.unique(emb.text, dim=0, return_inverse=True)
+        same = present & (embedding_id[negatives.clamp(min=0)] == embedding_id[emb.positive][:, None])
     truncated = same & (negatives != emb.positive[:, None])
     ordered = negatives.sort(dim=1).values
     repeated = ((ordered[:, 1:] == ordered[:, :-1]) & (ordered[:, 1:] >= 0)).any(dim=1)

@@ -110,15 +110,18 @@ def _raw(unit: torch.Tensor, norm: torch.Tensor | None) -> torch.Tensor:
     return unit if norm is None else unit * norm[:, None]
 
 
-def cache_key(bundle: ClipBundle, split: Split, scale_factor: float, available: set[int], precision: str,
-              image_root: str | os.PathLike) -> str:
+def split_inputs(split: Split, available: set[int], image_root: str | os.PathLike) -> dict:
+    """What of a split's data makes its embeddings (the file's content, which images, each image's content):
+    computed once per split, whatever the number of backbones."""
     available = sorted(available)
-    images = image_fingerprint(image_root, [split.images[i] for i in available])
-    return sha256_json({
-        "version": EMBED_VERSION, **encoder_identity(bundle, precision),
-        "split_sha256": sha256_file(split.path), "scale_factor": float(scale_factor),
-        "available_images": available, "image_files": images,
-    })
+    return {"split_sha256": sha256_file(split.path), "available_images": available,
+            "image_files": image_fingerprint(image_root, [split.images[i] for i in available])}
+
+
+def cache_key(bundle: ClipBundle, inputs: dict, scale_factor: float, precision: str) -> str:
+    """A split entry's key: the encoder, the split's :func:`split_inputs`, the scale factor, the code version."""
+    return sha256_json({"version": EMBED_VERSION, **encoder_identity(bundle, precision), **inputs,
+                        "scale_factor": float(scale_factor)})
 
 
 def _check_split_entry(data: dict) -> SplitEmbeddings:
@@ -211,19 +214,20 @@ def embed_splits(backbones: ClipBundle | Sequence[ClipBundle], bench: Benchmark,
     scale, batch, precision = extract.scale_factor, extract.batch_size, extract.precision
     folder = embeddings_dir(cache_dir)
     remove_orphans(folder)
+    available = {split.name: set(bench.available[split.name]) for split in chosen}
+    inputs = {split.name: split_inputs(split, available[split.name], bench.image_root) for split in chosen}
     results: list[dict[str, SplitEmbeddings]] = [{} for _ in bundles]
     todo: list[list[_Layout]] = [[] for _ in bundles]
     for b, bundle in enumerate(bundles):
         for split in chosen:
-            available = set(bench.available[split.name])
-            key = cache_key(bundle, split, scale, available, precision, bench.image_root)
+            key = cache_key(bundle, inputs[split.name], scale, precision)
             entry = folder / f"{bundle.name}-{split.name}-{key[:20]}.pt"
             cached = load_cached(entry, key)
             if cached is not None:
                 cached.meta["from_cache"] = True
                 results[b][split.name] = cached
             else:
-                todo[b].append(_layout(split, available, entry, key))
+                todo[b].append(_layout(split, available[split.name], entry, key))
 
     # backbones that can share a decode and miss the same splits are extracted together
     groups: dict[tuple, list[int]] = {}
@@ -286,9 +290,8 @@ class CaptionEmbeddings(UnitAndNorms):
     key: str = ""  # the cache key it was made from
 
 
-def _caption_set_key(bundle: ClipBundle, cs: CaptionSet, image_root, precision: str) -> str:
-    return sha256_json({"version": EMBED_VERSION, **encoder_identity(bundle, precision), "images": cs.images,
-                        "captions": cs.captions, "image_files": image_fingerprint(image_root, cs.images)})
+def _caption_set_key(bundle: ClipBundle, inputs: dict, precision: str) -> str:
+    return sha256_json({"version": EMBED_VERSION, **encoder_identity(bundle, precision), **inputs})
 
 
 def _cached_caption_set(entry: Path, key: str, cs: CaptionSet) -> CaptionEmbeddings | None:
@@ -316,7 +319,8 @@ def embed_captions(backbones: ClipBundle | Sequence[ClipBundle], cs: CaptionSet,
     batch, precision = extract.batch_size, extract.precision
     folder = embeddings_dir(cache_dir)
     remove_orphans(folder)
-    keys = [_caption_set_key(b, cs, image_root, precision) for b in bundles]
+    inputs = {"images": cs.images, "captions": cs.captions, "image_files": image_fingerprint(image_root, cs.images)}
+    keys = [_caption_set_key(b, inputs, precision) for b in bundles]
     entries = [folder / f"{b.name}-{cs.name}-{k[:20]}.pt" for b, k in zip(bundles, keys, strict=True)]
     results = [_cached_caption_set(e, k, cs) for e, k in zip(entries, keys, strict=True)]
     paths = [image_path(image_root, rec) for rec in cs.images]

@@ -18,6 +18,7 @@ import pandas as pd
 
 from ..data.benchmark_data import Benchmark, load_benchmark
 from ..data.reported_results import paper_results, reported_detectors
+from ..evaluation.fine_grained import missing_images
 from ..results import ResultTableError, Run, history_table, load_table, runs_of, sweeps_of
 from . import fine_grained_plots, head_plots, sweep_plots, umap_plots
 from .style import apply_paper_style, save_figure
@@ -52,8 +53,7 @@ class FigureContext:
             rows = self.table("nb04_vanilla" if self.run.is_sweep else "nb01_vanilla_clip")
         except (FileNotFoundError, ResultTableError):
             return ""
-        missing = int(rows["missing_images"].sum()) if "missing_images" in rows else 0
-        total = missing + int(rows["n"].sum()) + int(rows["skipped"].sum()) if missing else 0
+        missing, total = missing_images(rows)
         return f"{missing} of {total} test annotations ({missing / total:.1%}) without their image" if missing else ""
 
 
