@@ -52,3 +52,48 @@ def test_paired_test_finds_a_planted_difference_and_not_a_null_one():
     assert abs(null["diff"]) < 1e-12 and not null["differs"]
     with pytest.raises(ValueError, match="one for one"):
         paired_bootstrap([1.0, 2.0], [1.0])
+
+
+def test_an_aggregate_over_splits_is_bootstrapped_within_each_split():
+    g = torch.Generator().manual_seed(4)
+    # Table B's measure is the mean of split means: a small split weighs as much as a large one
+    groups = {"small": 5 + torch.rand(50, generator=g), "large": 1 + torch.rand(5000, generator=g)}
+    low, high = fg.bootstrap_ci(groups)
+    mean_of_means = (groups["small"].mean() + groups["large"].mean()).item() / 2
+    pooled = torch.cat(list(groups.values())).mean().item()
+    assert low < mean_of_means < high and not low < pooled < high
+    # the spread comes from the small split: its own interval, halved, is about the aggregate's
+    small_low, small_high = fg.bootstrap_ci(groups["small"])
+    assert (high - low) == pytest.approx((small_high - small_low) / 2, rel=0.25)
+    assert fg.bootstrap_ci(groups, seed=3) == fg.bootstrap_ci(groups, seed=3)
+
+
+def test_the_paired_test_over_splits_finds_a_planted_difference_and_not_a_null_one():
+    g = torch.Generator().manual_seed(5)
+    base = {s: torch.randint(1, 11, (n,), generator=g).double() for s, n in (("a", 300), ("b", 40))}
+    better = {s: (v - (torch.rand(len(v), generator=g) < 0.3).double()).clamp(min=1) for s, v in base.items()}
+    planted = paired_bootstrap(better, base)
+    expected = sum((better[s] - base[s]).mean().item() for s in base) / 2
+    assert planted["diff"] == pytest.approx(expected) and planted["differs"] and planted["ci_high"] < 0
+    assert planted["n"] == 340
+    null = paired_bootstrap(base, base)
+    assert null["diff"] == 0 and not null["differs"]
+    with pytest.raises(ValueError, match="same keys"):
+        paired_bootstrap(base, {"a": base["a"]})
+    with pytest.raises(ValueError, match="one for one in group 'b'"):
+        paired_bootstrap(base, {"a": base["a"], "b": base["b"][:3]})
+
+
+def test_a_share_of_hits_is_bootstrapped_like_any_mean():
+    # recalls are 0/1 per query: drawn as a binomial count, the interval matches plain resampling's
+    from fgclip_utils.evaluation.bootstrap import resampled_means
+
+    g = torch.Generator().manual_seed(6)
+    hits = (torch.rand(3000, generator=g) < 0.3).double()
+    fast = resampled_means(hits, 4000, seed=0)
+    slow = torch.stack([hits[torch.randint(0, 3000, (3000,), generator=g)].mean() for _ in range(2000)])
+    assert fast.mean().item() == pytest.approx(hits.mean().item(), abs=2e-3)
+    assert fast.std().item() == pytest.approx(slow.std().item(), rel=0.1)
+    low, high = fg.bootstrap_ci(hits)
+    assert low < hits.mean().item() < high and high - low == pytest.approx(2 * 1.96 * (0.3 * 0.7 / 3000) ** 0.5,
+                                                                          rel=0.15)

@@ -121,3 +121,22 @@ def test_as_run_stage_two_scores_normalise_captions_across_the_row_as_the_author
     attention = build_paper_head("paper-attention", 16, seed=1)  # unaffected: no normalisation
     assert torch.equal(RowData(image, text, candidates, as_run=True).batch_scores(attention, torch.arange(6)),
                        RowData(image, text, candidates).batch_scores(attention, torch.arange(6)))
+
+
+def test_both_stage_two_recipes_train_beside_each_other_and_only_where_they_differ(setting, tiny_clip):
+    P, data = setting
+    kinds = ["paper-linear", "paper-attention"]
+    corrected = train_paper_heads(P, tiny_clip, data, kinds=kinds, device="cpu", progress=False)
+    as_run = train_paper_heads(P, tiny_clip, data, kinds=kinds, as_run=True, device="cpu", progress=False)
+    assert [corrected[k].recipe for k in kinds] == ["corrected", "either"]
+    assert [as_run[k].recipe for k in kinds] == ["as-run", "either"]
+    assert not as_run["paper-linear"].warmup.trained  # stage 1 is shared
+    assert as_run["paper-linear"].finetune.trained and as_run["paper-linear"].finetune.key != \
+        corrected["paper-linear"].finetune.key
+    first = next(iter(corrected["paper-linear"].finetune.head.state_dict().values()))
+    assert not torch.equal(first, next(iter(as_run["paper-linear"].finetune.head.state_dict().values())))
+    # attention scores the same either way: its corrected checkpoint is loaded, not trained again
+    assert not as_run["paper-attention"].finetune.trained
+    assert as_run["paper-attention"].finetune.key == corrected["paper-attention"].finetune.key
+    assert paper_recipe.as_run_applies("paper-mlp", cosine=True) and not paper_recipe.as_run_applies(
+        "paper-mlp", cosine=False)

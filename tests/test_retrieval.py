@@ -143,6 +143,10 @@ def test_recalls_hand_computed_and_head_identity():
     # image 1's caption "c" ties with the irrelevant "b": pessimistic rank 2
     assert r["i2t_r1"] == 50.0 and r["i2t_r2"] == 100.0
     assert r["rsum"] == pytest.approx(200 / 3 + 100 + 50 + 100)
+    # each recall with its 95% bootstrap interval over the queries (2 images, 3 captions: wide)
+    assert r["i2t_r1_ci_low"] == 0.0 and r["i2t_r1_ci_high"] == 100.0
+    assert r["i2t_r2_ci_low"] == r["i2t_r2_ci_high"] == 100.0  # every query a hit: no spread
+    assert r["t2i_r1_ci_low"] <= r["t2i_r1"] <= r["t2i_r1_ci_high"]
     same = retrieval_recalls(CaptionEmbeddings(img, txt, cs), build_head("attention", 2), ks=(1, 2))
     assert same == pytest.approx(r)
 

@@ -1,11 +1,17 @@
 """How sure a number is: percentile bootstrap confidence intervals of a mean over annotations (or queries), and
 the paired bootstrap of the difference between two methods measured on the same annotations.
 
+An aggregate over splits (Table B's FG-OVD Mean Rank: the mean of the eight splits' mean ranks) is bootstrapped
+stratified: given a mapping ``{split: values}``, each resample redraws every split's annotations within the split
+and takes the mean of the split means, so the interval is that of the aggregate as the paper computes it.
+
 Resamples are drawn with a seeded ``torch.Generator`` (the same seed gives the same interval) and evaluated in
 chunks of resamples as one gather and mean each, so tens of thousands of values x 1,000 resamples take well
 under a second on a CPU and bounded memory (``benchmarks/bench_bootstrap.py``).
 """
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import torch
 
@@ -22,10 +28,20 @@ def _values(values, what: str = "values") -> torch.Tensor:
 
 
 def resampled_means(values, n_boot: int = 1000, seed: int = 0) -> torch.Tensor:
-    """``n_boot`` means of ``values`` resampled with replacement (``(n_boot,)``, float64)."""
+    """``n_boot`` means of ``values`` resampled with replacement (``(n_boot,)``, float64); for a mapping of
+    groups, the mean over groups of each group's resampled mean (the groups drawn independently)."""
+    if isinstance(values, Mapping):
+        if not values:
+            raise ValueError("no groups: no interval can be given")
+        return torch.stack([resampled_means(v, n_boot, seed + i) for i, v in enumerate(values.values())]).mean(0)
     x = _values(values)
     n = x.numel()
     g = torch.Generator().manual_seed(int(seed))
+    if bool(((x == 0) | (x == 1)).all()) and bool((x == 0).any()):
+        # hits (a recall's 0/1 per query): the count of hits among n draws with replacement is Binomial(n, mean),
+        # the same distribution as resampling, drawn in O(n_boot) instead of O(n_boot * n)
+        counts = torch.full((n_boot,), float(n), dtype=torch.float64)
+        return torch.binomial(counts, torch.full_like(counts, float(x.mean())), generator=g) / n
     per_chunk = max(1, CHUNK_ELEMENTS // n)
     means = []
     for start in range(0, n_boot, per_chunk):
@@ -51,13 +67,26 @@ def bootstrap_ci(values, n_boot: int = 1000, level: float = 0.95, seed: int = 0)
 def paired_bootstrap(a, b, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict:
     """Mean of ``a - b`` over paired values (the same annotations under two methods), its percentile bootstrap
     interval and two-sided p-value (twice the share of resampled differences on the far side of zero, at most 1;
-    with 1,000 resamples the smallest is 0, read as p < 0.001)."""
-    a, b = _values(a, "a"), _values(b, "b")
-    if a.shape != b.shape:
-        raise ValueError(f"paired values must match one for one: {a.numel()} against {b.numel()}")
-    diff = a - b
+    with 1,000 resamples the smallest is 0, read as p < 0.001). Mappings ``{split: values}`` with the same keys
+    give the difference of the mean of split means, bootstrapped within each split."""
+    if isinstance(a, Mapping) or isinstance(b, Mapping):
+        if not (isinstance(a, Mapping) and isinstance(b, Mapping)) or list(a) != list(b):
+            raise ValueError(f"paired groups must have the same keys: {list(a)} against {list(b)}")
+        diff = {k: _paired(a[k], b[k], f"group {k!r}") for k in a}
+        mean, n = sum(float(d.mean()) for d in diff.values()) / len(diff), sum(d.numel() for d in diff.values())
+    else:
+        diff = _paired(a, b)
+        mean, n = float(diff.mean()), diff.numel()
     samples = resampled_means(diff, n_boot, seed)
     low, high = _interval(samples, level)
     p = 2 * min(float((samples <= 0).double().mean()), float((samples >= 0).double().mean()))
-    return {"diff": float(diff.mean()), "ci_low": low, "ci_high": high, "p_value": min(1.0, p), "n": diff.numel(),
+    return {"diff": mean, "ci_low": low, "ci_high": high, "p_value": min(1.0, p), "n": n,
             "differs": not (low <= 0 <= high)}
+
+
+def _paired(a, b, where: str = "") -> torch.Tensor:
+    a, b = _values(a, f"a {where}".strip()), _values(b, f"b {where}".strip())
+    if a.shape != b.shape:
+        raise ValueError(f"paired values must match one for one{' in ' + where if where else ''}: "
+                         f"{a.numel()} against {b.numel()}")
+    return a - b

@@ -1,10 +1,13 @@
 """One results row per method: the fine-grained numbers per split, their aggregates, and the coarse-grained
 recalls, side by side.
 
-Columns (all per method): ``mr_<split>`` the paper's Mean Rank at N (:data:`~.ranking.PAPER_N`),
-``mean_rank_sum`` and ``fg`` (the "FG-OVD Mean Rank" of the paper's Table B: the mean of the eight),
-``acc_<split>`` the study's accuracy over all negatives; ``i2t_r1`` … ``t2i_r10`` and ``rsum`` the standard COCO
-recalls (in %); ``authors_i2t_r1`` … ``authors_rsum`` the same as the authors' evaluation code computes them
+Columns (all per method): ``mr_<split>`` the paper's Mean Rank at N (:data:`~.ranking.PAPER_N`; with
+``mr_<split>_ci_low`` / ``_ci_high``), ``mean_rank_sum`` and ``fg`` (the "FG-OVD Mean Rank" of the paper's Table
+B: the mean of the eight), ``fg_ci_low`` / ``fg_ci_high`` its 95% bootstrap interval (annotations resampled
+within each split) and, for a head, ``fg_vs_vanilla`` (its FG-OVD Mean Rank minus vanilla cosine's on the same
+annotations) with its paired interval and p-value; ``acc_<split>`` the study's accuracy over all negatives;
+``i2t_r1`` … ``t2i_r10`` and ``rsum`` the standard COCO recalls (in %, each with ``_ci_low`` / ``_ci_high``);
+``authors_i2t_r1`` … ``authors_rsum`` the same as the authors' evaluation code computes them
 (:func:`~.retrieval.authors_coco_recalls`), beside them.
 """
 from __future__ import annotations
@@ -16,8 +19,9 @@ import torch
 
 from ..data.fgovd import SPLITS
 from ..extraction.embedding_cache import CaptionEmbeddings, SplitEmbeddings
-from .fine_grained import evaluate_split
-from .ranking import PAPER_N, paper_aggregate
+from .bootstrap import bootstrap_ci, paired_bootstrap
+from .fine_grained import candidate_scores, evaluate_split
+from .ranking import PAPER_N, fixed_n_ranks, paper_aggregate
 from .retrieval import authors_coco_recalls, retrieval_recalls
 from .similarity import SimilarityHead
 
@@ -35,21 +39,44 @@ def method_row(method: str, test: dict[str, SplitEmbeddings], coarse: CaptionEmb
         head = head.to(device).eval()
         score = head.score
     row = {"method": method, **info}
-    mean_ranks = {}
+    mean_ranks, ranks = {}, {}
     with torch.no_grad():
         for name, emb in test.items():
             n = (n_negatives or PAPER_N).get(name)
-            summary = evaluate_split(emb, score, split=name, n_negatives=n, device=device).summary
-            mean_ranks[name] = summary["mean_rank_at_n"]
-            row[f"mr_{name}"] = summary["mean_rank_at_n"]
-            row[f"acc_{name}"] = summary["accuracy"]
+            result = evaluate_split(emb, score, split=name, n_negatives=n, device=device)
+            mean_ranks[name] = result.summary["mean_rank_at_n"]
+            ranks[name] = result.paper_ranks
+            row[f"mr_{name}"] = result.summary["mean_rank_at_n"]
+            row[f"mr_{name}_ci_low"] = result.summary["mean_rank_at_n_ci_low"]
+            row[f"mr_{name}_ci_high"] = result.summary["mean_rank_at_n_ci_high"]
+            row[f"acc_{name}"] = result.summary["accuracy"]
         aggregate = paper_aggregate(mean_ranks)
         row.update(mean_rank_sum=aggregate["mean_rank_sum"], fg=aggregate["fgovd_mean_rank"])
+        row.update(_fg_intervals(ranks, test, n_negatives, device, paired=head is not None))
         if coarse is not None:
             row.update(retrieval_recalls(coarse, head, device=device))
             if authors_eval:
                 row.update({f"authors_{k}": v for k, v in authors_coco_recalls(coarse, head, device).items()})
     return row
+
+
+def _fg_intervals(ranks: dict, test: Mapping[str, SplitEmbeddings], n_negatives: Mapping[str, int] | None,
+                  device, paired: bool) -> dict:
+    """``fg_ci_low`` / ``fg_ci_high`` (95%, annotations resampled within each split), and for a head (``paired``)
+    the paired comparison with vanilla cosine on the very same annotations: ``fg_vs_vanilla`` (the difference of
+    FG-OVD Mean Rank, negative = better than vanilla), its interval and p-value."""
+    out = dict.fromkeys(("fg_ci_low", "fg_ci_high"), float("nan"))
+    kept = {s: ranks[s] for s in PAPER_N if ranks.get(s) is not None and len(ranks[s])}
+    if len(kept) != len(PAPER_N):
+        return out  # fg is NaN unless all eight splits are ranked
+    out["fg_ci_low"], out["fg_ci_high"] = bootstrap_ci(kept)
+    if paired:
+        vanilla = {s: fixed_n_ranks(candidate_scores(test[s], None, device=device), (n_negatives or PAPER_N)[s])[0]
+                   for s in kept}
+        versus = paired_bootstrap(kept, vanilla)
+        out.update(fg_vs_vanilla=versus["diff"], fg_vs_vanilla_ci_low=versus["ci_low"],
+                   fg_vs_vanilla_ci_high=versus["ci_high"], fg_vs_vanilla_p=versus["p_value"])
+    return out
 
 
 def methods_table(rows: list[dict]) -> pd.DataFrame:

@@ -17,16 +17,19 @@ from .ranking import PAPER_N
 PAPER_METHOD = {"cosine": "CLIP B/16", "paper-linear": "linear", "paper-linear-image": "linear-image",
                 "paper-linear-text": "linear-text", "paper-mlp": "mlp", "paper-attention": "attention"}
 COLUMNS = ("fg", *RECALLS)
+HOW_MADE = ("recipe", "start")  # how this run made a row: stage-2 recipe (as-run / corrected), warm-up start
 
 
 def paper_layout(rows: pd.DataFrame, table: str = "B", recalls: str = "authors") -> pd.DataFrame:
     """``rows`` (:func:`~.method_results.method_row` rows with ``kind`` and ``stage``) in the layout of the
-    paper's ``table``: method, stage, fg (Table A: Mean Rank Sum; B: FG-OVD Mean Rank), the six recalls
-    (``recalls="authors"``: as the authors' code computes them; ``"standard"``: the standard ones)."""
+    paper's ``table``: method, stage, how this run made it (:data:`HOW_MADE`, empty where ``rows`` lack it), fg
+    (Table A: Mean Rank Sum; B: FG-OVD Mean Rank), the six recalls (``recalls="authors"``: as the authors' code
+    computes them; ``"standard"``: the standard ones)."""
     prefix = "authors_" if recalls == "authors" else ""
     out = pd.DataFrame({
         "method": rows["kind"].map(PAPER_METHOD),
         "stage": rows["stage"],
+        **{c: rows.get(c, "") for c in HOW_MADE},
         "fg": rows["mean_rank_sum"] if table == "A" else rows["fg"],
         **{r: rows[f"{prefix}{r}"] for r in RECALLS},
     })
@@ -34,13 +37,47 @@ def paper_layout(rows: pd.DataFrame, table: str = "B", recalls: str = "authors")
 
 
 def paper_vs_ours(rows: pd.DataFrame, table: str = "B", recalls: str = "authors") -> pd.DataFrame:
-    """The paper's ``table`` and this run side by side: one row per (method, stage) in the paper's order,
-    columns (measure, ``paper`` | ``this run``); a row this run did not make stays empty on its side."""
+    """The paper's ``table`` and this run side by side: one row per (method, stage) in the paper's order and per
+    way this run made it (:data:`HOW_MADE`: stage-2 recipe, warm-up start), columns (measure, ``paper`` |
+    ``this run``); a row this run did not make stays empty on its side."""
     paper = paper_results(table).set_index(["method", "stage"])[list(COLUMNS)]
-    ours = paper_layout(rows, table, recalls).set_index(["method", "stage"])[list(COLUMNS)]
-    order = [(m, s) for m in PAPER_METHODS for s in ("vanilla", "warmup", "fg-ovd") if (m, s) in paper.index]
-    both = pd.concat({"paper": paper.reindex(order), "this run": ours.reindex(order)}, axis=1)
-    return both.swaplevel(axis=1)[[(c, side) for c in COLUMNS for side in ("paper", "this run")]]
+    ours = paper_layout(rows, table, recalls)
+    lines, index = [], []
+    for m in PAPER_METHODS:
+        for s in ("vanilla", "warmup", "fg-ovd"):
+            if (m, s) not in paper.index:
+                continue
+            made = ours[(ours["method"] == m) & (ours["stage"] == s)]
+            for _, r in (made.iterrows() if len(made) else [(None, None)]):
+                index.append((m, s, *(r[c] if r is not None else "" for c in HOW_MADE)))
+                lines.append({**{(c, "paper"): paper.loc[(m, s), c] for c in COLUMNS},
+                              **{(c, "this run"): r[c] if r is not None else float("nan") for c in COLUMNS}})
+    out = pd.DataFrame(lines, index=pd.MultiIndex.from_tuples(index, names=["method", "stage", *HOW_MADE]))
+    return out[[(c, side) for c in COLUMNS for side in ("paper", "this run")]]
+
+
+def table_b_confidence(rows: pd.DataFrame) -> pd.DataFrame:
+    """How sure each of this run's Table B fine-grained numbers is: the FG-OVD Mean Rank with its 95% bootstrap
+    interval (annotations resampled within each split), the paper's number and whether the interval excludes it,
+    and for a head the paired comparison with vanilla cosine on the same annotations (difference, interval,
+    p-value, and whether it differs)."""
+    paper = paper_results("B").set_index(["method", "stage"])["fg"]
+    ours = rows.assign(method=rows["kind"].map(PAPER_METHOD)).dropna(subset=["method"])
+    out = []
+    for _, r in ours.iterrows():
+        published = paper.get((r["method"], r["stage"]), float("nan"))
+        low, high = r.get("fg_ci_low", float("nan")), r.get("fg_ci_high", float("nan"))
+        line = {"method": r["method"], "stage": r["stage"], **{c: r.get(c, "") for c in HOW_MADE},
+                "fg": r["fg"], "fg 95% CI": f"[{low:.3f}, {high:.3f}]", "paper fg": published,
+                "paper outside CI": bool(published == published and not low <= published <= high)}
+        diff = r.get("fg_vs_vanilla", float("nan"))
+        if diff == diff:
+            line.update({"Δ vs vanilla": diff,
+                         "Δ 95% CI": f"[{r['fg_vs_vanilla_ci_low']:.3f}, {r['fg_vs_vanilla_ci_high']:.3f}]",
+                         "p": r["fg_vs_vanilla_p"],
+                         "differs from vanilla": not r["fg_vs_vanilla_ci_low"] <= 0 <= r["fg_vs_vanilla_ci_high"]})
+        out.append(line)
+    return pd.DataFrame(out)
 
 
 def vanilla_vs_paper(split_table: pd.DataFrame) -> pd.DataFrame:

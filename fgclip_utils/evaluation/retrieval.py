@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ..extraction.embedding_cache import CaptionEmbeddings
+from .bootstrap import bootstrap_ci
 from .similarity import SimilarityHead
 
 
@@ -36,16 +37,22 @@ def recall_at_k(similarity: torch.Tensor, relevant: torch.Tensor,
         raise ValueError(f"similarity {tuple(similarity.shape)} and relevant {tuple(relevant.shape)} differ")
     if not relevant.any(dim=1).all():
         raise ValueError("every query needs at least one relevant gallery item")
-    best = similarity.masked_fill(~relevant, float("-inf")).max(dim=1, keepdim=True).values
-    rank = 1 + ((similarity >= best) & ~relevant).sum(dim=1)
+    rank = _query_ranks(similarity, relevant)
     return {k: float((rank <= k).float().mean()) for k in ks}
+
+
+def _query_ranks(similarity: torch.Tensor, relevant: torch.Tensor) -> torch.Tensor:
+    """Each query's rank of its best-scoring relevant item (irrelevant ties ahead of it)."""
+    best = similarity.masked_fill(~relevant, float("-inf")).max(dim=1, keepdim=True).values
+    return 1 + ((similarity >= best) & ~relevant).sum(dim=1)
 
 
 @torch.no_grad()
 def retrieval_recalls(emb: CaptionEmbeddings, head: SimilarityHead | None = None, ks=(1, 5, 10),
                       device: str | torch.device = "cpu") -> dict[str, float]:
     """``i2t_r<k>``, ``t2i_r<k>`` (in %) and ``rsum`` (their sum) for vanilla cosine or ``head`` (given the
-    embeddings it takes: unit or raw)."""
+    embeddings it takes: unit or raw); each recall with its 95% bootstrap interval over the queries
+    (``<recall>_ci_low`` / ``_ci_high``)."""
     img, txt = (t.to(device) for t in emb.inputs(head.input_space if head is not None else "unit"))
     if head is None:
         sim = torch.nn.functional.normalize(img, dim=-1) @ torch.nn.functional.normalize(txt, dim=-1).T
@@ -54,11 +61,18 @@ def retrieval_recalls(emb: CaptionEmbeddings, head: SimilarityHead | None = None
         sim = head.similarity_matrix(img, txt)
     sim = sim.float().cpu()  # (images, captions)
     rel = emb.caption_set.relevance()  # (captions, images)
-    t2i = recall_at_k(sim.T, rel, ks)
-    i2t = recall_at_k(sim, rel.T, ks)
-    out = {f"i2t_r{k}": 100 * v for k, v in i2t.items()} | {f"t2i_r{k}": 100 * v for k, v in t2i.items()}
+    out, intervals = {}, {}
+    for name, s, r in (("i2t", sim, rel.T), ("t2i", sim.T, rel)):
+        if not r.any(dim=1).all():
+            raise ValueError("every query needs at least one relevant gallery item")
+        rank = _query_ranks(s, r)
+        for k in ks:
+            hits = (rank <= k).double()
+            out[f"{name}_r{k}"] = 100 * float(hits.float().mean())
+            low, high = bootstrap_ci(hits)
+            intervals.update({f"{name}_r{k}_ci_low": 100 * low, f"{name}_r{k}_ci_high": 100 * high})
     out["rsum"] = sum(out.values())
-    return out
+    return out | intervals
 
 
 def _authors_arrays(emb: CaptionEmbeddings) -> tuple[torch.Tensor, torch.Tensor, int]:

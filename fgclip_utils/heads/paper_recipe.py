@@ -19,7 +19,7 @@ only changes which captions share a validation batch).
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -35,13 +35,14 @@ from ..profiles import Profile, StageConfig
 from .checkpoints import checkpoint_key, read_sidecar, save_head, train_or_load
 from .fgclip_checkpoints import download_fgclip_checkpoint, load_fgclip_checkpoint
 from .losses import anchored_hinge, warmup_hinge
-from .paper_heads import PAPER_HEAD_KINDS, PaperMLPs, build_paper_head
+from .paper_heads import PAPER_HEAD_KINDS, PAPER_HEADS, PaperMLPs, build_paper_head
 from .recipe_data import recipe_embeddings
 from .study_recipe import backbone_folder
 from .training import check_finite, check_weights, snapshot_state, train_epoch
 
 RECIPE_VERSION = 1
 FINETUNE_NEGATIVES = 10  # stage-2 rows need at least this many negatives; the loss uses the first 10
+AS_RUN_SUFFIX = "|as-run caption normalisation"  # in the key of stage-2 data scored as the authors' training did
 
 
 @dataclass
@@ -89,12 +90,16 @@ class RowData:
         image, text = emb.inputs(space)
         cand = emb.candidates()
         kept = (cand[:, 1:] >= 0).sum(dim=1) >= n
-        key = emb.meta.get("key", "") + ("|as-run caption normalisation" if as_run else "")
-        return cls(image[kept], text, cand[kept][:, :n + 1], key, as_run)
+        return cls(image[kept], text, cand[kept][:, :n + 1], emb.meta.get("key", "")).with_as_run(as_run)
+
+    def with_as_run(self, as_run: bool) -> RowData:
+        """The same rows scored as the authors' stage 2 did (``as_run``) or per vector; the key says which."""
+        base = self.key.removesuffix(AS_RUN_SUFFIX)
+        return replace(self, as_run=as_run, key=base + (AS_RUN_SUFFIX if as_run else ""))
 
     def to(self, device) -> RowData:
-        return RowData(self.image.to(device), self.text.to(device), self.candidates.to(device), self.key,
-                       self.as_run)
+        return replace(self, image=self.image.to(device), text=self.text.to(device),
+                       candidates=self.candidates.to(device))
 
     def batch_scores(self, head: SimilarityHead, idx: torch.Tensor) -> torch.Tensor:
         cand = self.candidates[idx]
@@ -103,6 +108,12 @@ class RowData:
         b, k = cand.shape
         image = self.image[idx][:, None].expand(-1, k, -1).reshape(b * k, -1)
         return head.score(image, self.text[cand.reshape(-1)]).view(b, k)
+
+
+def as_run_applies(kind: str, cosine: bool) -> bool:
+    """Whether the authors' stage-2 caption normalisation changes ``kind``'s scores (their four cosine heads;
+    attention and dot-product heads score the same either way)."""
+    return cosine and kind in PAPER_HEADS and kind != "paper-attention"
 
 
 def _stage_loss(stage: StageConfig):
@@ -266,17 +277,22 @@ class PaperHead:
     finetune: StageResult
     warmup_source: str  # "trained here" or the released file it started from
     warmup_head: SimilarityHead | None = None  # what stage 2 started from
+    recipe: str = "corrected"  # stage 2 "as-run" (the authors' caption normalisation), "corrected", or "either"
 
 
 def train_paper_heads(profile: Profile, bundle: ClipBundle, data: PaperData, kinds=PAPER_HEAD_KINDS, *,
-                      warmup_start: str = "train", device: str | torch.device | None = None, progress: bool = True
-                      ) -> dict[str, PaperHead]:
+                      warmup_start: str = "train", as_run: bool | None = None,
+                      device: str | torch.device | None = None, progress: bool = True) -> dict[str, PaperHead]:
     """Both stages of the paper's recipe for each of ``kinds``, each stage from its checkpoint when one with the
     same key exists. ``warmup_start="released"`` starts stage 2 from the authors' released warm-up head where one
-    exists for the kind and fits the backbone (OpenAI ViT-B/16), skipping stage 1 and its COCO images."""
+    exists for the kind and fits the backbone (OpenAI ViT-B/16), skipping stage 1 and its COCO images.
+    ``as_run`` (default: the profile's :attr:`~fgclip_utils.profiles.PaperRecipe.as_run`) trains stage 2 with
+    the authors' caption normalisation; a head it does not change (:func:`as_run_applies`) is the corrected
+    one, loaded from its checkpoint, with ``recipe`` "either"."""
     if warmup_start not in ("train", "released"):
         raise ValueError(f"warmup_start must be 'train' or 'released', got {warmup_start!r}")
     recipe = profile.paper
+    as_run = recipe.as_run if as_run is None else as_run
     folder = paper_checkpoints_folder(profile.name, backbone_folder(bundle))
     out = {}
     for kind in kinds:
@@ -291,10 +307,12 @@ def train_paper_heads(profile: Profile, bundle: ClipBundle, data: PaperData, kin
             warm = run_stage(kind, bundle.embed_dim, recipe.warmup, data.warmup_train, data.warmup_val,
                              folder=folder, cosine=recipe.cosine, device=device, progress=progress)
             start, source, start_key = warm.head, "trained here", warm.key
-        fine = run_stage(kind, bundle.embed_dim, recipe.finetune, data.finetune_train, data.finetune_val,
-                         folder=folder, start=start, start_key=start_key, cosine=recipe.cosine, device=device,
-                         progress=progress)
-        out[kind] = PaperHead(kind, warm, fine, source, start)
+        applies = as_run_applies(kind, recipe.cosine)
+        train, val = (rows.with_as_run(as_run and applies) for rows in (data.finetune_train, data.finetune_val))
+        fine = run_stage(kind, bundle.embed_dim, recipe.finetune, train, val, folder=folder, start=start,
+                         start_key=start_key, cosine=recipe.cosine, device=device, progress=progress)
+        out[kind] = PaperHead(kind, warm, fine, source, start,
+                              recipe=("as-run" if as_run else "corrected") if applies else "either")
     return out
 
 

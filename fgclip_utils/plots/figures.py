@@ -105,8 +105,10 @@ def _paper_training(ctx: FigureContext) -> plt.Figure:
     ours = _ours(ctx)
     histories = {}
     for _, r in ours[ours["stage"] != "vanilla"].iterrows():
+        as_run = r.get("recipe") == "as-run"
         try:
-            histories[f"{r['kind']} / {r['stage']}"] = ctx.table(history_table(r["kind"], r["stage"]))
+            histories[f"{r['kind']} / {r['stage']}" + (" (as-run)" if as_run else "")] = ctx.table(
+                history_table(r["kind"], "fg-ovd-as-run" if as_run else r["stage"]))
         except FileNotFoundError:
             continue  # a stage that started from a released head has no history
     return head_plots.plot_paper_training(histories, ctx.disclaimer)

@@ -27,7 +27,11 @@ def _grouped_bars(ax, frame: pd.DataFrame, order: list[str], hue: str, value: st
     width = 0.8 / max(1, len(groups))
     for i, g in enumerate(groups):
         sub = frame[frame[hue] == g].set_index("split").reindex(order)
-        ax.bar(x + (i - (len(groups) - 1) / 2) * width, sub[value], width, label=g,
+        yerr = None
+        if f"{value}_ci_low" in sub:  # the 95% bootstrap interval
+            yerr = np.abs(sub[[f"{value}_ci_low", f"{value}_ci_high"]].to_numpy(float).T - sub[value].to_numpy(float))
+        ax.bar(x + (i - (len(groups) - 1) / 2) * width, sub[value], width, label=g, yerr=yerr,
+               error_kw={"elinewidth": 0.7, "capsize": 1.5, "ecolor": "0.25"},
                color=(colors or PALETTE)[i % len(colors or PALETTE)])
     ax.axvline(3.5, color="grey", lw=0.8, ls=":")  # difficulty splits | attribute splits
 
@@ -35,8 +39,8 @@ def _grouped_bars(ax, frame: pd.DataFrame, order: list[str], hue: str, value: st
 def plot_split_mean_rank(table: pd.DataFrame, reported: pd.DataFrame | None = None, disclaimer: str = "",
                          title: str = "CLIP: mean rank of the positive caption among N hard negatives"
                          ) -> plt.Figure:
-    """Grouped bars of the paper's Mean Rank at N per split (hue = ``method``; 1 is best) with the rank a random
-    scorer gets, (N + 2) / 2.
+    """Grouped bars of the paper's Mean Rank at N per split (hue = ``method``; 1 is best; whiskers: the 95%
+    bootstrap interval over annotations where the table has it) with the rank a random scorer gets, (N + 2) / 2.
 
     ``reported`` (detector, split, metric, value) gets its own panel below, on the same splits: detection mAP
     is another measure and never shares an axis with a ranking.
