@@ -9,7 +9,7 @@ everything else is importable from its subpackage, one floor per role, each impo
 # settings, caches, the notebook session
 from .cache import CACHE_FOLDERS, cache_root
 from .profiles import get_profile
-from .notebook import Timer, captioned, start
+from .notebook import Timer, captioned, start, with_ci
 from .environment import cache_usage, environment_report, environment_table
 from .colab import archive_outputs, use_drive_cache
 
@@ -64,8 +64,8 @@ from .plots.explorer import make_explorer
 
 __all__ = [
     # settings, caches, the notebook session
-    "CACHE_FOLDERS", "cache_root", "get_profile", "Timer", "captioned", "start", "cache_usage", "environment_report",
-    "environment_table", "archive_outputs", "use_drive_cache",
+    "CACHE_FOLDERS", "cache_root", "get_profile", "Timer", "captioned", "with_ci", "start", "cache_usage",
+    "environment_report", "environment_table", "archive_outputs", "use_drive_cache",
     # data
     "ASSETS", "PAPER_N", "SPLITS", "load_split", "make_benchmark", "benchmark_overview", "load_benchmark",
     "coarse_caption_set", "FGOVD_CITATION", "paper_results", "reported_detectors",

@@ -97,6 +97,18 @@ class Timer:
         self.seconds = time.perf_counter() - self.start
 
 
+def with_ci(table: pd.DataFrame, *columns: str, precision: int = 3) -> pd.DataFrame:
+    """``table``'s ``columns`` (default: all) for display, each one that has a 95% interval beside it
+    (``<column>_ci_low`` / ``_ci_high``) written "value [low, high]", the interval columns folded into it."""
+    columns = list(columns) or [c for c in table.columns if not str(c).endswith(("_ci_low", "_ci_high"))]
+    out = table[columns].copy()
+    for c in columns:
+        if f"{c}_ci_low" in table and f"{c}_ci_high" in table:
+            out[c] = [f"{v:.{precision}f} [{lo:.{precision}f}, {hi:.{precision}f}]" if v == v else "—"
+                      for v, lo, hi in zip(table[c], table[f"{c}_ci_low"], table[f"{c}_ci_high"], strict=True)]
+    return out
+
+
 def captioned(table: pd.DataFrame, what: str, run: Run | None = None, note: str = "", precision: int = 3):
     """``table`` for display, captioned with what it is, the run (backbone, weights, profile, settings) and a
     note (the metric, the data): every number a notebook shows says where it comes from."""

@@ -38,6 +38,7 @@ def test_sweep_vanilla_numbers_equal_one_backbone_at_a_time(cache_dir, smoke):
     pairs = fg.model_set("tiny").pairs()
     tables = fg.sweep_vanilla(smoke, pairs, splits=["hard", "color"], device="cpu", max_loaded=3, progress=False)
     assert not tables.failures and len(tables.vanilla) == 6
+    assert tables.backbones["vanilla_fg_ci_low"].isna().all()  # two splits: no FG-OVD Mean Rank, no interval
     info = tables.backbones.set_index("model")
     assert list(info["decode_group"]) == [0, 0, 1] and list(info["embed_dim"]) == [64, 128, 192]
     assert (info["image_params_m"].diff().dropna() > 0).all()  # widths 64 < 128 < 192
@@ -88,6 +89,17 @@ def test_head_gain_row_arithmetic():
     assert row["head_mr_hard"] == 1.5 and row["vanilla_mr_pattern"] == 3.0
     partial = fg.head_gain_row("b", "k", vanilla.iloc[:2], head.iloc[:2])
     assert partial["vanilla_fg"] != partial["vanilla_fg"]  # NaN: the FG-OVD Mean Rank needs all eight
+    # with the intervals of both: each fg's, and the gain's paired one turned around (gain = vanilla - head)
+    intervals = {"vanilla": {"fg_ci_low": 2.9, "fg_ci_high": 3.1},
+                 "head": {"fg_ci_low": 1.9, "fg_ci_high": 2.1, "fg_vs_vanilla": -1.0, "fg_vs_vanilla_ci_low": -1.2,
+                          "fg_vs_vanilla_ci_high": -0.8, "fg_vs_vanilla_p": 0.0}}
+    sure = fg.head_gain_row("b", "paper-linear", vanilla, head, intervals)
+    assert (sure["vanilla_fg_ci_low"], sure["head_fg_ci_high"]) == (2.9, 2.1)
+    assert (sure["gain_ci_low"], sure["gain_ci_high"], sure["gain_p"]) == (0.8, 1.2, 0.0)
+    shown = fg.with_ci(pd.DataFrame([sure]), "backbone", "vanilla_fg", "gain", "gain_p")
+    assert list(shown.columns) == ["backbone", "vanilla_fg", "gain", "gain_p"]
+    assert shown.loc[0, "vanilla_fg"] == "3.000 [2.900, 3.100]" and shown.loc[0, "gain"] == "1.000 [0.800, 1.200]"
+    assert shown.loc[0, "gain_p"] == 0.0  # a column without an interval stays as it is
 
 
 def test_sweep_folder_names_and_registered_figures(cache_dir, smoke, tmp_path):
@@ -99,6 +111,7 @@ def test_sweep_folder_names_and_registered_figures(cache_dir, smoke, tmp_path):
     assert Run.from_folder(tiny.folder) == tiny
 
     tables = fg.sweep_vanilla(smoke, tiny.backbones, device="cpu", progress=False)
+    assert (tables.backbones["vanilla_fg_ci_low"] < tables.backbones["vanilla_fg_ci_high"]).all()  # all eight
     fg.save_table(tables.backbones, "nb04_backbones", tiny)
     fg.save_table(tables.vanilla, "nb04_vanilla", tiny)
     better = tables.vanilla.assign(mean_rank_at_n=1 + (tables.vanilla["mean_rank_at_n"] - 1) / 2)

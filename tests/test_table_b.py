@@ -77,3 +77,19 @@ def test_table_b_keeps_one_row_per_recipe_and_says_how_sure_each_number_is(test_
     assert not sure.loc[("linear", "as-run"), "differs from vanilla"]
     assert sure.loc[("linear", "corrected"), "paper outside CI"]  # 1.46 is not 1.0 +- nothing
     assert sure.loc[("CLIP B/16", ""), "paper fg"] == 2.98
+
+
+def test_vanilla_beside_the_paper_gives_every_interval_and_says_whether_the_paper_lies_inside(test_splits):
+    table = fg.evaluate_splits(test_splits)
+    aggregate = fg.method_row("vanilla", test_splits, None)
+    side = fg.vanilla_vs_paper(table, aggregate)
+    b = side.loc["FG-OVD Mean Rank (Table B)"]
+    assert b["this run"] == pytest.approx(aggregate["fg"])
+    assert b["this run 95% CI"] == f"[{aggregate['fg_ci_low']:.3f}, {aggregate['fg_ci_high']:.3f}]"
+    assert b["paper inside CI"] == (aggregate["fg_ci_low"] <= 2.98 <= aggregate["fg_ci_high"])
+    a = side.loc["Mean Rank Sum (Table A)"]  # the sum's interval is eight times the mean's
+    assert a["this run 95% CI"] == f"[{8 * aggregate['fg_ci_low']:.3f}, {8 * aggregate['fg_ci_high']:.3f}]"
+    hard = side.loc[f"hard mean rank at N={fg.PAPER_N['hard']}"]
+    low, high = table.set_index("split").loc["hard", ["mean_rank_at_n_ci_low", "mean_rank_at_n_ci_high"]]
+    assert hard["this run 95% CI"] == f"[{low:.3f}, {high:.3f}]"
+    assert fg.vanilla_vs_paper(table).loc["FG-OVD Mean Rank (Table B)", "this run 95% CI"] == "—"

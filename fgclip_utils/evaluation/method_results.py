@@ -34,29 +34,36 @@ def method_row(method: str, test: dict[str, SplitEmbeddings], coarse: CaptionEmb
     """The row of ``method`` (vanilla cosine when ``head`` is None): see the module docstring; ``n_negatives``
     maps a split to its N (default :data:`~.ranking.PAPER_N`); ``info`` adds columns (stage, kind, loss, params,
     ...)."""
-    score = None
     if head is not None:
         head = head.to(device).eval()
-        score = head.score
-    row = {"method": method, **info}
-    mean_ranks, ranks = {}, {}
-    with torch.no_grad():
-        for name, emb in test.items():
-            n = (n_negatives or PAPER_N).get(name)
-            result = evaluate_split(emb, score, split=name, n_negatives=n, device=device)
-            mean_ranks[name] = result.summary["mean_rank_at_n"]
-            ranks[name] = result.paper_ranks
-            row[f"mr_{name}"] = result.summary["mean_rank_at_n"]
-            row[f"mr_{name}_ci_low"] = result.summary["mean_rank_at_n_ci_low"]
-            row[f"mr_{name}_ci_high"] = result.summary["mean_rank_at_n_ci_high"]
-            row[f"acc_{name}"] = result.summary["accuracy"]
-        aggregate = paper_aggregate(mean_ranks)
-        row.update(mean_rank_sum=aggregate["mean_rank_sum"], fg=aggregate["fgovd_mean_rank"])
-        row.update(_fg_intervals(ranks, test, n_negatives, device, paired=head is not None))
-        if coarse is not None:
+    row = {"method": method, **info, **fine_grained_row(test, head, device=device, n_negatives=n_negatives)}
+    if coarse is not None:
+        with torch.no_grad():
             row.update(retrieval_recalls(coarse, head, device=device))
             if authors_eval:
                 row.update({f"authors_{k}": v for k, v in authors_coco_recalls(coarse, head, device).items()})
+    return row
+
+
+@torch.no_grad()
+def fine_grained_row(test: Mapping[str, SplitEmbeddings], head: SimilarityHead | None = None, *,
+                     device: str | torch.device = "cpu", n_negatives: Mapping[str, int] | None = None) -> dict:
+    """The fine-grained columns of :func:`method_row`: per split ``mr_<split>`` (with its interval) and
+    ``acc_<split>``, ``mean_rank_sum``, ``fg`` with its interval, and for a head the paired comparison with
+    vanilla cosine (``fg_vs_vanilla``, its interval and p-value)."""
+    score = head.score if head is not None else None
+    row, mean_ranks, ranks = {}, {}, {}
+    for name, emb in test.items():
+        result = evaluate_split(emb, score, split=name, n_negatives=(n_negatives or PAPER_N).get(name), device=device)
+        mean_ranks[name] = result.summary["mean_rank_at_n"]
+        ranks[name] = result.paper_ranks
+        row[f"mr_{name}"] = result.summary["mean_rank_at_n"]
+        row[f"mr_{name}_ci_low"] = result.summary["mean_rank_at_n_ci_low"]
+        row[f"mr_{name}_ci_high"] = result.summary["mean_rank_at_n_ci_high"]
+        row[f"acc_{name}"] = result.summary["accuracy"]
+    aggregate = paper_aggregate(mean_ranks)
+    row.update(mean_rank_sum=aggregate["mean_rank_sum"], fg=aggregate["fgovd_mean_rank"])
+    row.update(_fg_intervals(ranks, test, n_negatives, device, paired=head is not None))
     return row
 
 

@@ -24,14 +24,19 @@ def paper_layout(rows: pd.DataFrame, table: str = "B", recalls: str = "authors")
     """``rows`` (:func:`~.method_results.method_row` rows with ``kind`` and ``stage``) in the layout of the
     paper's ``table``: method, stage, how this run made it (:data:`HOW_MADE`, empty where ``rows`` lack it), fg
     (Table A: Mean Rank Sum; B: FG-OVD Mean Rank), the six recalls (``recalls="authors"``: as the authors' code
-    computes them; ``"standard"``: the standard ones)."""
+    computes them; ``"standard"``: the standard ones), and their 95% intervals (``<column>_ci_low`` / ``_high``;
+    NaN where ``rows`` lack them)."""
     prefix = "authors_" if recalls == "authors" else ""
+    scale = len(PAPER_N) if table == "A" else 1  # Table A's sum is 8 times Table B's mean, interval and all
+    nan = pd.Series(float("nan"), index=rows.index)
     out = pd.DataFrame({
         "method": rows["kind"].map(PAPER_METHOD),
         "stage": rows["stage"],
         **{c: rows.get(c, "") for c in HOW_MADE},
         "fg": rows["mean_rank_sum"] if table == "A" else rows["fg"],
         **{r: rows[f"{prefix}{r}"] for r in RECALLS},
+        **{f"fg_ci_{end}": scale * rows.get(f"fg_ci_{end}", nan) for end in ("low", "high")},
+        **{f"{r}_ci_{end}": rows.get(f"{prefix}{r}_ci_{end}", nan) for r in RECALLS for end in ("low", "high")},
     })
     return out.dropna(subset=["method"]).reset_index(drop=True)
 
@@ -39,7 +44,7 @@ def paper_layout(rows: pd.DataFrame, table: str = "B", recalls: str = "authors")
 def paper_vs_ours(rows: pd.DataFrame, table: str = "B", recalls: str = "authors") -> pd.DataFrame:
     """The paper's ``table`` and this run side by side: one row per (method, stage) in the paper's order and per
     way this run made it (:data:`HOW_MADE`: stage-2 recipe, warm-up start), columns (measure, ``paper`` |
-    ``this run``); a row this run did not make stays empty on its side."""
+    ``this run`` | ``this run 95% CI``); a row this run did not make stays empty on its side."""
     paper = paper_results(table).set_index(["method", "stage"])[list(COLUMNS)]
     ours = paper_layout(rows, table, recalls)
     lines, index = [], []
@@ -50,10 +55,14 @@ def paper_vs_ours(rows: pd.DataFrame, table: str = "B", recalls: str = "authors"
             made = ours[(ours["method"] == m) & (ours["stage"] == s)]
             for _, r in (made.iterrows() if len(made) else [(None, None)]):
                 index.append((m, s, *(r[c] if r is not None else "" for c in HOW_MADE)))
-                lines.append({**{(c, "paper"): paper.loc[(m, s), c] for c in COLUMNS},
-                              **{(c, "this run"): r[c] if r is not None else float("nan") for c in COLUMNS}})
+                line = {**{(c, "paper"): paper.loc[(m, s), c] for c in COLUMNS},
+                        **{(c, "this run"): r[c] if r is not None else float("nan") for c in COLUMNS}}
+                for c in COLUMNS:
+                    low, high = (r[f"{c}_ci_{end}"] if r is not None else float("nan") for end in ("low", "high"))
+                    line[(c, "this run 95% CI")] = f"[{low:.3f}, {high:.3f}]" if low == low else "—"
+                lines.append(line)
     out = pd.DataFrame(lines, index=pd.MultiIndex.from_tuples(index, names=["method", "stage", *HOW_MADE]))
-    return out[[(c, side) for c in COLUMNS for side in ("paper", "this run")]]
+    return out[[(c, side) for c in COLUMNS for side in ("paper", "this run", "this run 95% CI")]]
 
 
 def table_b_confidence(rows: pd.DataFrame) -> pd.DataFrame:
@@ -80,19 +89,31 @@ def table_b_confidence(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def vanilla_vs_paper(split_table: pd.DataFrame) -> pd.DataFrame:
+def vanilla_vs_paper(split_table: pd.DataFrame, aggregate: dict | None = None) -> pd.DataFrame:
     """Vanilla CLIP per split at the paper's N (this run; the paper publishes no per-split numbers) and the two
     aggregates beside the paper's: Mean Rank Sum (Table A: 23.8) and FG-OVD Mean Rank (Table B: 2.98). Each row
-    names the N it was ranked at (the table's ``paper_n``: the paper's, except on the synthetic benchmark)."""
+    names the N it was ranked at (the table's ``paper_n``: the paper's, except on the synthetic benchmark) and
+    this run's 95% bootstrap interval: the split table's, and for the aggregates ``aggregate``'s (a
+    :func:`~.method_results.fine_grained_row` of the same embeddings), whether the paper's number lies inside."""
     by_split = split_table.set_index("split")
     ranks = by_split["mean_rank_at_n"]
+
+    def interval(low, high):
+        return f"[{low:.3f}, {high:.3f}]" if low == low else "—"
+
     rows = [{"measure": f"{s} mean rank at N={int(by_split.loc[s, 'paper_n'])}", "paper": float("nan"),
-             "this run": ranks.get(s)} for s in PAPER_N if s in ranks]
+             "this run": ranks.get(s), "this run 95% CI": interval(by_split.loc[s, "mean_rank_at_n_ci_low"],
+                                                                   by_split.loc[s, "mean_rank_at_n_ci_high"])}
+            for s in PAPER_N if s in ranks]
     vanilla = {t: paper_results(t).set_index(["method", "stage"]).loc[("CLIP B/16", "vanilla"), "fg"] for t in "AB"}
     complete = all(s in ranks for s in PAPER_N)
     total = float(sum(ranks[s] for s in PAPER_N)) if complete else float("nan")
-    rows.append({"measure": "Mean Rank Sum (Table A)", "paper": vanilla["A"], "this run": total})
-    rows.append({"measure": "FG-OVD Mean Rank (Table B)", "paper": vanilla["B"], "this run": total / len(PAPER_N)})
+    low, high = (aggregate or {}).get("fg_ci_low", float("nan")), (aggregate or {}).get("fg_ci_high", float("nan"))
+    for measure, paper, value, scale in (("Mean Rank Sum (Table A)", vanilla["A"], total, len(PAPER_N)),
+                                         ("FG-OVD Mean Rank (Table B)", vanilla["B"], total / len(PAPER_N), 1)):
+        rows.append({"measure": measure, "paper": paper, "this run": value,
+                     "this run 95% CI": interval(scale * low, scale * high),
+                     "paper inside CI": bool(scale * low <= paper <= scale * high) if low == low else None})
     return pd.DataFrame(rows).set_index("measure")
 
 
@@ -124,12 +145,17 @@ def released_vs_paper(rows: pd.DataFrame) -> pd.DataFrame:
 
 def coco_baselines(vanilla: pd.Series | dict, model: str, pretrained: str | None) -> pd.DataFrame:
     """Vanilla CLIP's COCO recalls four ways: this run's standard ones (cosine of L2-normalised embeddings),
-    this run's as the authors' evaluation code computes them, the paper's published row (their code), and
+    this run's as the authors' evaluation code computes them (each with a row of 95% bootstrap intervals over the
+    queries when ``vanilla`` has them), the paper's published row (their code), and
     open_clip's published numbers for the same backbone when there are any (the sanity row of a correct
     baseline)."""
     vanilla = dict(vanilla)
     rows = {"this run: standard recall": {r: vanilla.get(r) for r in RECALLS},
             "this run: the authors' evaluation code": {r: vanilla.get(f"authors_{r}") for r in RECALLS}}
+    for name, prefix in (("standard recall", ""), ("the authors' evaluation code", "authors_")):
+        if f"{prefix}i2t_r1_ci_low" in vanilla:
+            rows[f"this run: {name}, 95% CI"] = {
+                r: f"[{vanilla[f'{prefix}{r}_ci_low']:.1f}, {vanilla[f'{prefix}{r}_ci_high']:.1f}]" for r in RECALLS}
     paper = paper_results("B").set_index(["method", "stage"]).loc[("CLIP B/16", "vanilla")]
     rows["paper (Table B, the authors' code)"] = {r: paper[r] for r in RECALLS}
     reference = openclip_coco_reference()

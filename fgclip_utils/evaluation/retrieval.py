@@ -103,7 +103,8 @@ def authors_coco_recalls(emb: CaptionEmbeddings, head: SimilarityHead | None = N
                          device: str | torch.device = "cpu") -> dict[str, float]:
     """``i2t_r<k>`` / ``t2i_r<k>`` (k = 1, 5, 10, in %) and ``rsum`` as FG-CLIP's ``src/metrics.py`` computes them
     on raw embeddings: vanilla (``head`` None) with its per-dimension normalisation, or ``head``'s scores; the
-    module docstring lists what differs from the standard measure."""
+    module docstring lists what differs from the standard measure. Each recall comes with its 95% bootstrap
+    interval over their queries (``<recall>_ci_low`` / ``_ci_high``)."""
     images, captions, k = _authors_arrays(emb)
     n_blocks = len(images) // k  # their npts: one more than the images, the first counted twice
     ims = images[::k]
@@ -120,9 +121,12 @@ def authors_coco_recalls(emb: CaptionEmbeddings, head: SimilarityHead | None = N
         i2t_scores, t2i_scores = scores, scores.T
     i2t = np.array([min(_ranks_of(i2t_scores[b].astype(np.float32))[k * b:k * b + k]) for b in range(n_blocks)])
     t2i = np.array([_ranks_of(t2i_scores[q].astype(np.float32))[q // k] for q in range(n_blocks * k)])
-    out = {}
+    out, intervals = {}, {}
     for name, ranks in (("i2t", i2t), ("t2i", t2i)):
         for cut in (1, 5, 10):
-            out[f"{name}_r{cut}"] = 100.0 * float((ranks < cut).mean())
+            hits = ranks < cut
+            out[f"{name}_r{cut}"] = 100.0 * float(hits.mean())
+            low, high = bootstrap_ci(torch.as_tensor(hits, dtype=torch.float64))
+            intervals.update({f"{name}_r{cut}_ci_low": 100 * low, f"{name}_r{cut}_ci_high": 100 * high})
     out["rsum"] = sum(out.values())
-    return out
+    return out | intervals

@@ -20,13 +20,22 @@ def _backbone_order(backbones: pd.DataFrame) -> list[str]:
 
 def sweep_summary(vanilla: pd.DataFrame, backbones: pd.DataFrame) -> pd.DataFrame:
     """One row per backbone: its size columns and the FG-OVD Mean Rank (mean of the eight splits' Mean Rank at
-    N; NaN unless all eight were evaluated) beside the mean over the splits it has."""
+    N; NaN unless all eight were evaluated; with ``fg_ci_low`` / ``_high`` where the backbones table has them)
+    beside the mean over the splits it has."""
     rows = []
     for name, part in vanilla.groupby("backbone", sort=False):
         agg = paper_aggregate(dict(zip(part["split"], part["mean_rank_at_n"], strict=True)))
         rows.append({"backbone": name, "fg": agg["fgovd_mean_rank"], "mean_over_splits": part["mean_rank_at_n"].mean(),
                      "splits": len(part)})
-    return backbones.merge(pd.DataFrame(rows), on="backbone")
+    named = backbones.rename(columns={"vanilla_fg_ci_low": "fg_ci_low", "vanilla_fg_ci_high": "fg_ci_high"})
+    return named.merge(pd.DataFrame(rows), on="backbone")
+
+
+def _interval(table: pd.DataFrame, column: str):
+    """Error-bar extents of ``column`` from its ``<column>_ci_low`` / ``_ci_high`` siblings (None without them)."""
+    if f"{column}_ci_low" not in table or table[f"{column}_ci_low"].isna().all():
+        return None
+    return np.abs(table[[f"{column}_ci_low", f"{column}_ci_high"]].to_numpy(float).T - table[column].to_numpy(float))
 
 
 def plot_sweep_heatmap(vanilla: pd.DataFrame, backbones: pd.DataFrame, disclaimer: str = "",
@@ -62,6 +71,9 @@ def plot_sweep_size(vanilla: pd.DataFrame, backbones: pd.DataFrame, disclaimer: 
         part = summary[summary["family"] == fam]
         ax.scatter(part["image_params_m"], part[y], s=42, color=PALETTE[i % len(PALETTE)], label=fam, zorder=3,
                    edgecolor="black", linewidth=0.4)
+        if complete and _interval(part, "fg") is not None:  # the 95% bootstrap interval of fg
+            ax.errorbar(part["image_params_m"], part["fg"], yerr=_interval(part, "fg"), fmt="none", capsize=2,
+                        ecolor=PALETTE[i % len(PALETTE)], elinewidth=0.8, zorder=2)
     for _, r in summary.iterrows():
         ax.annotate(r["model"], (r["image_params_m"], r[y]), textcoords="offset points", xytext=(4, 3), fontsize=7)
     if summary["image_params_m"].max() / max(summary["image_params_m"].min(), 1e-9) > 8:
@@ -76,16 +88,20 @@ def plot_sweep_size(vanilla: pd.DataFrame, backbones: pd.DataFrame, disclaimer: 
 
 
 def plot_head_gain(heads: pd.DataFrame, backbones: pd.DataFrame, disclaimer: str = "") -> plt.Figure:
-    """(a) FG-OVD Mean Rank of vanilla CLIP and of the head per backbone; (b) the share of the way to a perfect
-    mean rank the head closes, against vanilla CLIP's mean rank: does the gain shrink as backbones improve?"""
+    """(a) FG-OVD Mean Rank of vanilla CLIP and of the head per backbone (whiskers: 95% bootstrap intervals where
+    the tables have them); (b) the share of the way to a perfect mean rank the head closes, against vanilla CLIP's
+    mean rank: does the gain shrink as backbones improve?"""
     table = backbones[["backbone", "image_params_m"]].merge(heads, on="backbone")
     table = table.set_index("backbone").reindex(_backbone_order(backbones)).dropna(subset=["kind"]).reset_index()
     kind = table["kind"].iloc[0] if len(table) else "head"
     fig, (a, b) = plt.subplots(1, 2, figsize=(FULL_WIDTH, 0.8 + max(2.6, 0.3 * len(table))),
                                gridspec_kw={"width_ratios": [1.4, 1]})
     y = np.arange(len(table))
-    a.barh(y - 0.2, table["vanilla_fg"], 0.4, color=PALETTE[7], label="vanilla CLIP (cosine)")
-    a.barh(y + 0.2, table["head_fg"], 0.4, color=PALETTE[0], label=f"{kind}, trained per backbone")
+    whiskers = {"elinewidth": 0.7, "capsize": 1.5, "ecolor": "0.25"}
+    a.barh(y - 0.2, table["vanilla_fg"], 0.4, color=PALETTE[7], label="vanilla CLIP (cosine)",
+           xerr=_interval(table, "vanilla_fg"), error_kw=whiskers)
+    a.barh(y + 0.2, table["head_fg"], 0.4, color=PALETTE[0], label=f"{kind}, trained per backbone",
+           xerr=_interval(table, "head_fg"), error_kw=whiskers)
     a.set_yticks(y, table["backbone"], fontsize=8)
     a.invert_yaxis()
     a.set_xlim(1, None)

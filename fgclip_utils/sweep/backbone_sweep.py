@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from ..data.benchmark_data import Benchmark, load_benchmark
 from ..evaluation.fine_grained import evaluate_splits
+from ..evaluation.method_results import fine_grained_row
 from ..evaluation.ranking import paper_aggregate
 from ..extraction.clip_models import ClipBundle, load_clip
 from ..extraction.crop_pipeline import shared_decode_groups
@@ -156,11 +157,15 @@ def _head_rows(profile: Profile, bundle: ClipBundle, emb: dict, head, kind: str)
     return _identified(rows, bundle)
 
 
-def head_gain_row(backbone: str, kind: str, vanilla: pd.DataFrame, head: pd.DataFrame) -> dict:
+def head_gain_row(backbone: str, kind: str, vanilla: pd.DataFrame, head: pd.DataFrame,
+                  intervals: dict | None = None) -> dict:
     """One backbone's row of the heads table from its vanilla and head per-split rows: FG-OVD Mean Rank (mean of
     the eight splits' Mean Rank at N; NaN unless all eight are there) of both, ``gain`` (vanilla minus head,
     positive is better), ``gap_closed`` (gain / (vanilla - 1): the share of the way to a perfect mean rank of 1),
-    and each split's Mean Rank at N (``vanilla_mr_<split>``, ``head_mr_<split>``)."""
+    and each split's Mean Rank at N (``vanilla_mr_<split>``, ``head_mr_<split>``). ``intervals`` (``{"vanilla":
+    ..., "head": ...}``, their :func:`~fgclip_utils.evaluation.method_results.fine_grained_row`) adds each fg's 95%
+    interval (``vanilla_fg_ci_low`` ...) and the paired interval of the gain over the same annotations
+    (``gain_ci_low`` / ``_high``, ``gain_p``)."""
     base = paper_aggregate(dict(zip(vanilla["split"], vanilla["mean_rank_at_n"], strict=True)))
     tuned = paper_aggregate(dict(zip(head["split"], head["mean_rank_at_n"], strict=True)))
     gain = base["fgovd_mean_rank"] - tuned["fgovd_mean_rank"]
@@ -170,6 +175,13 @@ def head_gain_row(backbone: str, kind: str, vanilla: pd.DataFrame, head: pd.Data
            "vanilla_mean_rank_sum": base["mean_rank_sum"], "head_mean_rank_sum": tuned["mean_rank_sum"]}
     row.update({f"vanilla_mr_{s}": v for s, v in zip(vanilla["split"], vanilla["mean_rank_at_n"], strict=True)})
     row.update({f"head_mr_{s}": v for s, v in zip(head["split"], head["mean_rank_at_n"], strict=True)})
+    if intervals is not None:
+        for who, fine in intervals.items():
+            row.update({f"{who}_fg_ci_low": fine["fg_ci_low"], f"{who}_fg_ci_high": fine["fg_ci_high"]})
+        paired = intervals.get("head", {})
+        if "fg_vs_vanilla" in paired:
+            row.update(gain_ci_low=-paired["fg_vs_vanilla_ci_high"], gain_ci_high=-paired["fg_vs_vanilla_ci_low"],
+                       gain_p=paired["fg_vs_vanilla_p"])
     return row
 
 
@@ -236,19 +248,23 @@ def _sweep(profile: Profile, backbones: Sequence[Pair], kind: str | None, splits
 
                 def evaluate(bundle=bundle, emb=emb):
                     vanilla = _vanilla_rows(profile, bundle, emb)
+                    fg_of = {"vanilla": fine_grained_row(emb, None, device=bundle.device, n_negatives=profile.paper_n)}
                     head_rows = None
                     if kind is not None:
                         head = train_backbone_head(profile, bundle, kind, device=device, progress=progress)
                         head_rows = _head_rows(profile, bundle, emb, head, kind)
-                    return vanilla, head_rows
+                        fg_of["head"] = fine_grained_row(emb, head, device=bundle.device, n_negatives=profile.paper_n)
+                    return vanilla, head_rows, fg_of
 
                 done = evaluate() if not keep_going else _attempt(failures, bundle, evaluate)
                 if done is None:
                     continue
-                vanilla, head_rows = done
+                vanilla, head_rows, fg_of = done
                 if head_rows is not None:
-                    heads.append(head_gain_row(bundle.label, kind, vanilla, head_rows))
-                info.append(backbone_info(bundle, group_ids.setdefault(bundle.pixels.key, len(group_ids))))
+                    heads.append(head_gain_row(bundle.label, kind, vanilla, head_rows, fg_of))
+                info.append(backbone_info(bundle, group_ids.setdefault(bundle.pixels.key, len(group_ids)))
+                            | {"vanilla_fg_ci_low": fg_of["vanilla"]["fg_ci_low"],
+                               "vanilla_fg_ci_high": fg_of["vanilla"]["fg_ci_high"]})
                 tables.append(vanilla)
                 if on_backbone is not None:
                     on_backbone(BackboneResult(bundle, vanilla, bench, head_rows))
