@@ -65,3 +65,9 @@ def test_bench_shared_decode_reports_identical_embeddings(tmp_path, capsys):
     assert "24 quadrant crops" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="resize differently"):
         load("bench_shared_decode").main(["--images", str(folder), "--models", "fgclip-tiny", "fgclip-tiny-w192"])
+
+
+def test_bench_bootstrap_times_one_interval_and_one_table_b_row(capsys):
+    assert load("bench_bootstrap").main(["--n", "500", "--n-boot", "200"]) == 0
+    out = capsys.readouterr().out
+    assert "n=500, 200 resamples" in out and "one Table B row (8 splits x 500 annotations" in out

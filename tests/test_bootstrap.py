@@ -84,16 +84,27 @@ def test_the_paired_test_over_splits_finds_a_planted_difference_and_not_a_null_o
         paired_bootstrap(base, {"a": base["a"], "b": base["b"][:3]})
 
 
-def test_a_share_of_hits_is_bootstrapped_like_any_mean():
-    # recalls are 0/1 per query: drawn as a binomial count, the interval matches plain resampling's
+@pytest.mark.parametrize("kind", ["hits", "ranks", "paired differences"])
+def test_values_with_few_levels_are_resampled_like_any_mean(kind):
+    # ranks, their differences and 0/1 hits are drawn as multinomial counts of their levels: the resampled means
+    # have the distribution plain resampling gives
     from fgclip_utils.evaluation.bootstrap import resampled_means
 
     g = torch.Generator().manual_seed(6)
-    hits = (torch.rand(3000, generator=g) < 0.3).double()
-    fast = resampled_means(hits, 4000, seed=0)
-    slow = torch.stack([hits[torch.randint(0, 3000, (3000,), generator=g)].mean() for _ in range(2000)])
-    assert fast.mean().item() == pytest.approx(hits.mean().item(), abs=2e-3)
+    x = {"hits": (torch.rand(3000, generator=g) < 0.3).double(),
+         "ranks": torch.randint(1, 12, (3000,), generator=g).double(),
+         "paired differences": (torch.randint(1, 12, (3000,), generator=g)
+                                - torch.randint(1, 12, (3000,), generator=g)).double()}[kind]
+    fast = resampled_means(x, 4000, seed=0)
+    slow = torch.stack([x[torch.randint(0, 3000, (3000,), generator=g)].mean() for _ in range(2000)])
+    assert fast.mean().item() == pytest.approx(x.mean().item(), abs=0.1 * x.std().item() / 3000 ** 0.5 * 10)
     assert fast.std().item() == pytest.approx(slow.std().item(), rel=0.1)
+    assert fast.std().item() == pytest.approx(x.std().item() / 3000 ** 0.5, rel=0.1)
+
+
+def test_a_share_of_hits_has_the_binomial_interval():
+    g = torch.Generator().manual_seed(6)
+    hits = (torch.rand(3000, generator=g) < 0.3).double()
     low, high = fg.bootstrap_ci(hits)
     assert low < hits.mean().item() < high and high - low == pytest.approx(2 * 1.96 * (0.3 * 0.7 / 3000) ** 0.5,
                                                                           rel=0.15)

@@ -5,9 +5,10 @@ An aggregate over splits (Table B's FG-OVD Mean Rank: the mean of the eight spli
 stratified: given a mapping ``{split: values}``, each resample redraws every split's annotations within the split
 and takes the mean of the split means, so the interval is that of the aggregate as the paper computes it.
 
-Resamples are drawn with a seeded ``torch.Generator`` (the same seed gives the same interval) and evaluated in
-chunks of resamples as one gather and mean each, so tens of thousands of values x 1,000 resamples take well
-under a second on a CPU and bounded memory (``benchmarks/bench_bootstrap.py``).
+Resamples are drawn with a seeded ``torch.Generator`` (the same seed gives the same interval). Values with few
+distinct levels (ranks, their paired differences, 0/1 hits) are resampled as multinomial counts of each level,
+which is the same distribution at a cost that does not grow with the number of values; others in chunks of
+resamples, one gather and mean each (``benchmarks/bench_bootstrap.py`` times both).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from collections.abc import Mapping
 import torch
 
 CHUNK_ELEMENTS = 1 << 22  # indices drawn at once (32 MiB of int64)
+MAX_LEVELS = 64  # values with at most this many distinct levels are resampled as multinomial counts
 
 
 def _values(values, what: str = "values") -> torch.Tensor:
@@ -37,11 +39,20 @@ def resampled_means(values, n_boot: int = 1000, seed: int = 0) -> torch.Tensor:
     x = _values(values)
     n = x.numel()
     g = torch.Generator().manual_seed(int(seed))
-    if bool(((x == 0) | (x == 1)).all()) and bool((x == 0).any()):
-        # hits (a recall's 0/1 per query): the count of hits among n draws with replacement is Binomial(n, mean),
-        # the same distribution as resampling, drawn in O(n_boot) instead of O(n_boot * n)
-        counts = torch.full((n_boot,), float(n), dtype=torch.float64)
-        return torch.binomial(counts, torch.full_like(counts, float(x.mean())), generator=g) / n
+    levels, weights = torch.unique(x, return_counts=True)
+    if len(levels) <= MAX_LEVELS:
+        # few distinct values (ranks 1..N+1, their paired differences, a recall's 0/1 hits): how often each value
+        # is drawn in n draws with replacement is Multinomial(n, its share), the very distribution of resampling,
+        # drawn level by level as binomials of what is left: O(n_boot x levels) instead of O(n_boot x n)
+        left = torch.full((n_boot,), float(n), dtype=torch.float64)
+        share_left, total = 1.0, torch.zeros(n_boot, dtype=torch.float64)
+        for level, share in zip(levels.tolist(), (weights.double() / n).tolist(), strict=True):
+            p = min(1.0, share / share_left) if share_left > 0 else 1.0
+            drawn = torch.binomial(left, torch.full_like(left, p), generator=g)
+            total += level * drawn
+            left -= drawn
+            share_left -= share
+        return total / n
     per_chunk = max(1, CHUNK_ELEMENTS // n)
     means = []
     for start in range(0, n_boot, per_chunk):
