@@ -34,7 +34,7 @@ from .evaluation.bootstrap import bootstrap_ci, paired_bootstrap
 from .evaluation.fine_grained import METRIC_NOTE, annotation_scores, evaluate_split, evaluate_splits, failures
 from .evaluation.method_results import mean_rank_columns, method_row, methods_table
 from .evaluation.paper_comparison import (coco_baselines, paper_layout, paper_vs_ours, released_vs_paper,
-                                          table_b_confidence, vanilla_vs_paper)
+                                          seed_spread, table_b_confidence, vanilla_vs_paper)
 from .evaluation.attributes import attribute_confusion, attribute_labels, attribute_sample
 from .evaluation.separability import embedding_spaces, separability_table
 from .evaluation.umap_projection import umap_table
@@ -75,7 +75,7 @@ __all__ = [
     "fixed_n_ranks", "rank_positive", "summarize", "as_run_cosine", "bootstrap_ci", "paired_bootstrap",
     "METRIC_NOTE", "annotation_scores", "evaluate_split",
     "evaluate_splits", "failures", "mean_rank_columns", "method_row", "methods_table", "coco_baselines",
-    "paper_layout", "paper_vs_ours", "table_b_confidence", "released_vs_paper", "vanilla_vs_paper",
+    "paper_layout", "paper_vs_ours", "seed_spread", "table_b_confidence", "released_vs_paper", "vanilla_vs_paper",
     "attribute_labels", "attribute_sample", "attribute_confusion",
     "embedding_spaces", "separability_table", "umap_table", "detector_rank",
     "evaluate_detectors", "clip_vs_detectors",

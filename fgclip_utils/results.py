@@ -29,7 +29,7 @@ from .atomic_io import atomic_write_bytes, atomic_write_json, sha256_json
 from .cache import cache_folder
 from .environment import package_versions
 from .extraction.model_sets import MODEL_SETS
-from .profiles import PROFILES, Profile, backbone_label, profile_from_settings
+from .profiles import PROFILES, Profile, StageConfig, backbone_label, profile_from_settings
 
 # name -> (what it holds, columns it must have)
 RESULT_TABLES: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -190,9 +190,12 @@ def sweeps_of(profile: str, unreadable: list[str] | None = None) -> list[Run]:
     return runs_of(profile, sweeps=True, unreadable=unreadable)
 
 
-def history_table(kind: str, stage: str) -> str:
-    """Name of the training-history table of head ``kind`` at ``stage`` (a loss or a recipe stage)."""
-    return f"nb02_history_{kind}_{stage}"
+def history_table(kind: str, stage: str, recipe: str = "", seed: int | None = None) -> str:
+    """Name of the training-history table of head ``kind`` at ``stage`` (a loss or a recipe stage); a paper
+    head's stage 2 ``recipe`` "as-run" and a ``seed`` other than the paper's (123) each add a suffix."""
+    suffix = ("-as-run" if recipe == "as-run" else "") + \
+        (f"-seed{int(seed)}" if seed is not None and seed == seed and int(seed) != StageConfig.seed else "")
+    return f"nb02_history_{kind}_{stage}{suffix}"
 
 
 def _schema(name: str) -> tuple[str, ...]:

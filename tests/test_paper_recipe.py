@@ -140,3 +140,20 @@ def test_both_stage_two_recipes_train_beside_each_other_and_only_where_they_diff
     assert as_run["paper-attention"].finetune.key == corrected["paper-attention"].finetune.key
     assert paper_recipe.as_run_applies("paper-mlp", cosine=True) and not paper_recipe.as_run_applies(
         "paper-mlp", cosine=False)
+
+
+def test_another_seed_trains_both_stages_anew_beside_the_paper_s(setting, tiny_clip):
+    P, data = setting
+    paper = train_paper_heads(P, tiny_clip, data, kinds=["paper-linear"], device="cpu", progress=False)
+    other = train_paper_heads(P, tiny_clip, data, kinds=["paper-linear"], seed=124, device="cpu", progress=False)
+    assert (paper["paper-linear"].seed, other["paper-linear"].seed) == (123, 124)
+    assert other["paper-linear"].warmup.trained and other["paper-linear"].finetune.trained
+    assert other["paper-linear"].warmup.key != paper["paper-linear"].warmup.key
+    weights = [next(iter(r["paper-linear"].finetune.head.state_dict().values())) for r in (paper, other)]
+    assert not torch.equal(*weights)
+    again = train_paper_heads(P, tiny_clip, data, kinds=["paper-linear"], seed=124, device="cpu", progress=False)
+    assert not again["paper-linear"].finetune.trained  # found by key: each seed has its own checkpoints
+    from fgclip_utils.results import history_table
+    assert history_table("paper-linear", "fg-ovd", "as-run", 124) == "nb02_history_paper-linear_fg-ovd-as-run-seed124"
+    assert history_table("paper-linear", "fg-ovd", "corrected", 123) == "nb02_history_paper-linear_fg-ovd"
+    assert history_table("paper-linear", "warmup", "", 124.0) == "nb02_history_paper-linear_warmup-seed124"  # a CSV's

@@ -62,13 +62,13 @@ def test_table_b_keeps_one_row_per_recipe_and_says_how_sure_each_number_is(test_
     rows = pd.DataFrame([
         fg.method_row("vanilla", test_splits, None, kind="cosine", stage="vanilla", recipe="", start=""),
         fg.method_row("linear corrected", test_splits, None, MarkReader(), kind="paper-linear", stage="fg-ovd",
-                      recipe="corrected", start="trained warm-up"),
+                      recipe="corrected", start="trained warm-up", seed=123),
         fg.method_row("linear as-run", test_splits, None, MarkReader(blind=True), kind="paper-linear",
-                      stage="fg-ovd", recipe="as-run", start="released warm-up"),
+                      stage="fg-ovd", recipe="as-run", start="released warm-up", seed=123),
     ]).assign(**dict.fromkeys(RECALLS, 0.0))
     side = fg.paper_vs_ours(rows, "B", recalls="standard")
     linear = side.loc[("linear", "fg-ovd")]
-    assert list(linear.index) == [("corrected", "trained warm-up"), ("as-run", "released warm-up")]
+    assert list(linear.index) == [("corrected", "trained warm-up", "123"), ("as-run", "released warm-up", "123")]
     assert (linear[("fg", "paper")] == 1.46).all()  # the published number beside each of this run's rows
     assert linear[("fg", "this run")].tolist() == pytest.approx([rows.loc[1, "fg"], rows.loc[2, "fg"]])
     assert side.loc[("mlp", "fg-ovd")][("fg", "this run")].isna().all()  # a row this run did not make
@@ -76,7 +76,7 @@ def test_table_b_keeps_one_row_per_recipe_and_says_how_sure_each_number_is(test_
     assert sure.loc[("linear", "corrected"), "differs from vanilla"]
     assert not sure.loc[("linear", "as-run"), "differs from vanilla"]
     assert sure.loc[("linear", "corrected"), "paper outside CI"]  # 1.46 is not 1.0 +- nothing
-    assert sure.loc[("CLIP B/16", ""), "paper fg"] == 2.98
+    assert sure.loc[("CLIP B/16", ""), "paper fg"] == 2.98 and sure.loc[("CLIP B/16", ""), "seed"] == ""
 
 
 def test_vanilla_beside_the_paper_gives_every_interval_and_says_whether_the_paper_lies_inside(test_splits):
@@ -93,3 +93,17 @@ def test_vanilla_beside_the_paper_gives_every_interval_and_says_whether_the_pape
     low, high = table.set_index("split").loc["hard", ["mean_rank_at_n_ci_low", "mean_rank_at_n_ci_high"]]
     assert hard["this run 95% CI"] == f"[{low:.3f}, {high:.3f}]"
     assert fg.vanilla_vs_paper(table).loc["FG-OVD Mean Rank (Table B)", "this run 95% CI"] == "—"
+
+
+def test_seeds_are_summarised_as_mean_and_spread_beside_one_run_s_interval():
+    rows = pd.DataFrame([{"kind": "paper-linear", "stage": "fg-ovd", "recipe": "corrected", "seed": seed, "fg": fg_,
+                          "fg_ci_low": fg_ - 0.1, "fg_ci_high": fg_ + 0.1, "i2t_r1": 40.0 + seed - 123}
+                         for seed, fg_ in ((123, 1.5), (124, 1.7), (125, 1.6))]
+                        + [{"kind": "cosine", "stage": "vanilla", "recipe": "", "seed": float("nan"), "fg": 3.0,
+                            "fg_ci_low": 2.9, "fg_ci_high": 3.1, "i2t_r1": 41.0}])
+    spread = fg.seed_spread(rows)
+    assert len(spread) == 1  # vanilla has no seed
+    line = spread.iloc[0]
+    assert line["method"] == "linear" and line["seeds"] == 3
+    assert line["fg mean"] == pytest.approx(1.6) and line["fg std"] == pytest.approx(0.1)
+    assert line["fg 95% CI (one seed)"] == "[1.500, 1.700]" and line["i2t_r1 std"] == pytest.approx(1.0)

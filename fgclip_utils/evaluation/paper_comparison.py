@@ -17,7 +17,7 @@ from .ranking import PAPER_N
 PAPER_METHOD = {"cosine": "CLIP B/16", "paper-linear": "linear", "paper-linear-image": "linear-image",
                 "paper-linear-text": "linear-text", "paper-mlp": "mlp", "paper-attention": "attention"}
 COLUMNS = ("fg", *RECALLS)
-HOW_MADE = ("recipe", "start")  # how this run made a row: stage-2 recipe (as-run / corrected), warm-up start
+HOW_MADE = ("recipe", "start", "seed")  # how this run made a row: stage-2 recipe, warm-up start, seed
 
 
 def paper_layout(rows: pd.DataFrame, table: str = "B", recalls: str = "authors") -> pd.DataFrame:
@@ -32,13 +32,20 @@ def paper_layout(rows: pd.DataFrame, table: str = "B", recalls: str = "authors")
     out = pd.DataFrame({
         "method": rows["kind"].map(PAPER_METHOD),
         "stage": rows["stage"],
-        **{c: rows.get(c, "") for c in HOW_MADE},
+        **{c: rows[c].map(_made_label) if c in rows else "" for c in HOW_MADE},
         "fg": rows["mean_rank_sum"] if table == "A" else rows["fg"],
         **{r: rows[f"{prefix}{r}"] for r in RECALLS},
         **{f"fg_ci_{end}": scale * rows.get(f"fg_ci_{end}", nan) for end in ("low", "high")},
         **{f"{r}_ci_{end}": rows.get(f"{prefix}{r}_ci_{end}", nan) for r in RECALLS for end in ("low", "high")},
     })
     return out.dropna(subset=["method"]).reset_index(drop=True)
+
+
+def _made_label(value) -> str:
+    """A :data:`HOW_MADE` value as shown: empty for none (vanilla), a seed as an integer."""
+    if value is None or value != value:
+        return ""
+    return str(int(value)) if isinstance(value, float | int) and not isinstance(value, bool) else str(value)
 
 
 def paper_vs_ours(rows: pd.DataFrame, table: str = "B", recalls: str = "authors") -> pd.DataFrame:
@@ -65,6 +72,24 @@ def paper_vs_ours(rows: pd.DataFrame, table: str = "B", recalls: str = "authors"
     return out[[(c, side) for c in COLUMNS for side in ("paper", "this run", "this run 95% CI")]]
 
 
+def seed_spread(rows: pd.DataFrame) -> pd.DataFrame:
+    """Each head and stage trained with several seeds (rows with a ``seed`` column): the mean and standard deviation
+    across seeds of the FG-OVD Mean Rank and the standard COCO R@1, beside the bootstrap interval of one run (the
+    mean of the seeds' interval bounds: the spread over annotations, where the std is the spread over seeds)."""
+    made = rows[rows["seed"].notna() & (rows["seed"] != "")] if "seed" in rows else rows.iloc[:0]
+    out = []
+    for (kind, stage, recipe), group in made.groupby(["kind", "stage", "recipe"], sort=False):
+        line = {"method": PAPER_METHOD.get(kind, kind), "stage": stage, "recipe": recipe, "seeds": len(group),
+                "fg mean": group["fg"].mean(), "fg std": group["fg"].std(ddof=1) if len(group) > 1 else float("nan"),
+                "fg 95% CI (one seed)": f"[{group['fg_ci_low'].mean():.3f}, {group['fg_ci_high'].mean():.3f}]"}
+        for r in ("i2t_r1", "t2i_r1"):
+            if r in group:
+                line[f"{r} mean"] = group[r].mean()
+                line[f"{r} std"] = group[r].std(ddof=1) if len(group) > 1 else float("nan")
+        out.append(line)
+    return pd.DataFrame(out)
+
+
 def table_b_confidence(rows: pd.DataFrame) -> pd.DataFrame:
     """How sure each of this run's Table B fine-grained numbers is: the FG-OVD Mean Rank with its 95% bootstrap
     interval (annotations resampled within each split), the paper's number and whether the interval excludes it,
@@ -76,7 +101,7 @@ def table_b_confidence(rows: pd.DataFrame) -> pd.DataFrame:
     for _, r in ours.iterrows():
         published = paper.get((r["method"], r["stage"]), float("nan"))
         low, high = r.get("fg_ci_low", float("nan")), r.get("fg_ci_high", float("nan"))
-        line = {"method": r["method"], "stage": r["stage"], **{c: r.get(c, "") for c in HOW_MADE},
+        line = {"method": r["method"], "stage": r["stage"], **{c: _made_label(r.get(c, "")) for c in HOW_MADE},
                 "fg": r["fg"], "fg 95% CI": f"[{low:.3f}, {high:.3f}]", "paper fg": published,
                 "paper outside CI": bool(published == published and not low <= published <= high)}
         diff = r.get("fg_vs_vanilla", float("nan"))

@@ -278,20 +278,25 @@ class PaperHead:
     warmup_source: str  # "trained here" or the released file it started from
     warmup_head: SimilarityHead | None = None  # what stage 2 started from
     recipe: str = "corrected"  # stage 2 "as-run" (the authors' caption normalisation), "corrected", or "either"
+    seed: int = 123  # both stages' seed
 
 
 def train_paper_heads(profile: Profile, bundle: ClipBundle, data: PaperData, kinds=PAPER_HEAD_KINDS, *,
-                      warmup_start: str = "train", as_run: bool | None = None,
+                      warmup_start: str = "train", as_run: bool | None = None, seed: int | None = None,
                       device: str | torch.device | None = None, progress: bool = True) -> dict[str, PaperHead]:
     """Both stages of the paper's recipe for each of ``kinds``, each stage from its checkpoint when one with the
     same key exists. ``warmup_start="released"`` starts stage 2 from the authors' released warm-up head where one
     exists for the kind and fits the backbone (OpenAI ViT-B/16), skipping stage 1 and its COCO images.
     ``as_run`` (default: the profile's :attr:`~fgclip_utils.profiles.PaperRecipe.as_run`) trains stage 2 with
     the authors' caption normalisation; a head it does not change (:func:`as_run_applies`) is the corrected
-    one, loaded from its checkpoint, with ``recipe`` "either"."""
+    one, loaded from its checkpoint, with ``recipe`` "either". ``seed`` (default the recipe's, 123: the paper's
+    single run) seeds both stages' initialisation and shuffling; each seed has checkpoints of its own."""
     if warmup_start not in ("train", "released"):
         raise ValueError(f"warmup_start must be 'train' or 'released', got {warmup_start!r}")
     recipe = profile.paper
+    if seed is not None:
+        recipe = replace(recipe, warmup=replace(recipe.warmup, seed=int(seed)),
+                         finetune=replace(recipe.finetune, seed=int(seed)))
     as_run = recipe.as_run if as_run is None else as_run
     folder = paper_checkpoints_folder(profile.name, backbone_folder(bundle))
     out = {}
@@ -312,7 +317,8 @@ def train_paper_heads(profile: Profile, bundle: ClipBundle, data: PaperData, kin
         fine = run_stage(kind, bundle.embed_dim, recipe.finetune, train, val, folder=folder, start=start,
                          start_key=start_key, cosine=recipe.cosine, device=device, progress=progress)
         out[kind] = PaperHead(kind, warm, fine, source, start,
-                              recipe=("as-run" if as_run else "corrected") if applies else "either")
+                              recipe=("as-run" if as_run else "corrected") if applies else "either",
+                              seed=recipe.finetune.seed)
     return out
 
 

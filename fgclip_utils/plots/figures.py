@@ -104,11 +104,13 @@ def _heads_per_split(ctx: FigureContext) -> plt.Figure:
 def _paper_training(ctx: FigureContext) -> plt.Figure:
     ours = _ours(ctx)
     histories = {}
+    seeds = ours["seed"].nunique() if "seed" in ours else 1
     for _, r in ours[ours["stage"] != "vanilla"].iterrows():
-        as_run = r.get("recipe") == "as-run"
+        recipe, seed = r.get("recipe", ""), r.get("seed")
+        name = f"{r['kind']} / {r['stage']}" + (f" seed {int(seed)}" if seeds > 1 else "") + \
+            (" (as-run)" if recipe == "as-run" else "")
         try:
-            histories[f"{r['kind']} / {r['stage']}" + (" (as-run)" if as_run else "")] = ctx.table(
-                history_table(r["kind"], "fg-ovd-as-run" if as_run else r["stage"]))
+            histories[name] = ctx.table(history_table(r["kind"], r["stage"], recipe, seed))
         except FileNotFoundError:
             continue  # a stage that started from a released head has no history
     return head_plots.plot_paper_training(histories, ctx.disclaimer)

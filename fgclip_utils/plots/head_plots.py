@@ -104,17 +104,18 @@ def plot_heads_per_split(table: pd.DataFrame, disclaimer: str = "",
 
 def plot_paper_training(histories: dict[str, pd.DataFrame], disclaimer: str = "") -> plt.Figure:
     """The paper recipe's validation curves per head: stage 1's loss (COCO pairs) and stage 2's Hard mean rank at
-    N = 10; ``histories`` maps ``"<kind> / <stage>"`` to a history table (a stage ending in "(as-run)": dashed)."""
+    N = 10; ``histories`` maps ``"<kind> / <stage>[ seed <s>][ (as-run)]"`` to a history table (as-run: dashed)."""
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(FULL_WIDTH * 1.15, 3.1))
     for name, h in histories.items():
         kind, _, stage = name.partition(" / ")
-        if stage == "warmup":
+        label = kind + stage.partition(" ")[1] + stage.partition(" ")[2]  # the kind with its seed and recipe
+        if stage.startswith("warmup"):
             ax1.plot(h["epoch"], h["val_loss"] / h["val_loss"].iloc[0], "-o", ms=2.5, color=kind_color(kind),
-                     label=kind)
+                     label=label)
         else:
             as_run = stage.endswith("(as-run)")
             ax2.plot(h["epoch"], h["val_mean_rank"], "--o" if as_run else "-o", ms=2.5, color=kind_color(kind),
-                     label=f"{kind} (as-run)" if as_run else kind, fillstyle="none" if as_run else "full")
+                     label=label, fillstyle="none" if as_run else "full")
     ax1.set(xlabel="epoch (0: before training)", ylabel="val. loss / epoch 0's", title="Stage 1: warm-up")
     ax2.set(xlabel="epoch (0: warm-up weights)", ylabel="Hard val. mean rank (N=10)", title="Stage 2: FG-OVD Hard")
     for ax in (ax1, ax2):
