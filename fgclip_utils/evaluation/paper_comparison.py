@@ -41,6 +41,10 @@ def paper_layout(rows: pd.DataFrame, table: str = "B", recalls: str = "authors")
     return out.dropna(subset=["method"]).reset_index(drop=True)
 
 
+def _interval_text(low: float, high: float) -> str:
+    return f"[{low:.3f}, {high:.3f}]" if low == low else "—"
+
+
 def _made_label(value) -> str:
     """A :data:`HOW_MADE` value as shown: empty for none (vanilla), a seed as an integer."""
     if value is None or value != value:
@@ -66,7 +70,7 @@ def paper_vs_ours(rows: pd.DataFrame, table: str = "B", recalls: str = "authors"
                         **{(c, "this run"): r[c] if r is not None else float("nan") for c in COLUMNS}}
                 for c in COLUMNS:
                     low, high = (r[f"{c}_ci_{end}"] if r is not None else float("nan") for end in ("low", "high"))
-                    line[(c, "this run 95% CI")] = f"[{low:.3f}, {high:.3f}]" if low == low else "—"
+                    line[(c, "this run 95% CI")] = _interval_text(low, high)
                 lines.append(line)
     out = pd.DataFrame(lines, index=pd.MultiIndex.from_tuples(index, names=["method", "stage", *HOW_MADE]))
     return out[[(c, side) for c in COLUMNS for side in ("paper", "this run", "this run 95% CI")]]
@@ -123,12 +127,9 @@ def vanilla_vs_paper(split_table: pd.DataFrame, aggregate: dict | None = None) -
     by_split = split_table.set_index("split")
     ranks = by_split["mean_rank_at_n"]
 
-    def interval(low, high):
-        return f"[{low:.3f}, {high:.3f}]" if low == low else "—"
-
     rows = [{"measure": f"{s} mean rank at N={int(by_split.loc[s, 'paper_n'])}", "paper": float("nan"),
-             "this run": ranks.get(s), "this run 95% CI": interval(by_split.loc[s, "mean_rank_at_n_ci_low"],
-                                                                   by_split.loc[s, "mean_rank_at_n_ci_high"])}
+             "this run": ranks.get(s),
+             "this run 95% CI": _interval_text(*by_split.loc[s, ["mean_rank_at_n_ci_low", "mean_rank_at_n_ci_high"]])}
             for s in PAPER_N if s in ranks]
     vanilla = {t: paper_results(t).set_index(["method", "stage"]).loc[("CLIP B/16", "vanilla"), "fg"] for t in "AB"}
     complete = all(s in ranks for s in PAPER_N)
@@ -137,7 +138,7 @@ def vanilla_vs_paper(split_table: pd.DataFrame, aggregate: dict | None = None) -
     for measure, paper, value, scale in (("Mean Rank Sum (Table A)", vanilla["A"], total, len(PAPER_N)),
                                          ("FG-OVD Mean Rank (Table B)", vanilla["B"], total / len(PAPER_N), 1)):
         rows.append({"measure": measure, "paper": paper, "this run": value,
-                     "this run 95% CI": interval(scale * low, scale * high),
+                     "this run 95% CI": _interval_text(scale * low, scale * high),
                      "paper inside CI": bool(scale * low <= paper <= scale * high) if low == low else None})
     return pd.DataFrame(rows).set_index("measure")
 
@@ -146,8 +147,9 @@ def released_vs_paper(rows: pd.DataFrame) -> pd.DataFrame:
     """The authors' released heads, scored by cosine and by dot product (``origin`` "released (cosine)" and
     "released (dot)" in ``rows``), beside the paper's rows for the same head and stage: the Mean Rank Sum
     (Table A's measure; the released files date from its run) and COCO image->text R@1 as the authors' code
-    computes it, and which similarity comes closer to Table A."""
+    computes it (each with this run's 95% bootstrap interval), and which similarity comes closer to Table A."""
     paper = paper_results("A").set_index(["method", "stage"])
+    nan = float("nan")
     out = []
     for (kind, stage), group in rows[rows["origin"].str.startswith("released")].groupby(["kind", "stage"], sort=False):
         method = PAPER_METHOD.get(kind)
@@ -160,8 +162,13 @@ def released_vs_paper(rows: pd.DataFrame) -> pd.DataFrame:
         for similarity in ("cosine", "dot"):
             origin = f"released ({similarity})"
             if origin in by.index:
-                line[f"{similarity}: mean rank sum"] = by.loc[origin, "mean_rank_sum"]
-                line[f"{similarity}: i2t R@1"] = by.loc[origin, "authors_i2t_r1"]
+                r = by.loc[origin]
+                line[f"{similarity}: mean rank sum"] = r["mean_rank_sum"]
+                line[f"{similarity}: mean rank sum 95% CI"] = _interval_text(len(PAPER_N) * r.get("fg_ci_low", nan),
+                                                                            len(PAPER_N) * r.get("fg_ci_high", nan))
+                line[f"{similarity}: i2t R@1"] = r["authors_i2t_r1"]
+                line[f"{similarity}: i2t R@1 95% CI"] = _interval_text(r.get("authors_i2t_r1_ci_low", nan),
+                                                                      r.get("authors_i2t_r1_ci_high", nan))
                 gaps[similarity] = abs(by.loc[origin, "mean_rank_sum"] - line["paper A: mean rank sum"])
         line["closer to Table A"] = min(gaps, key=gaps.get) if gaps else ""
         out.append(line)
