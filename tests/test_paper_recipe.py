@@ -157,3 +157,22 @@ def test_another_seed_trains_both_stages_anew_beside_the_paper_s(setting, tiny_c
     assert history_table("paper-linear", "fg-ovd", "as-run", 124) == "nb02_history_paper-linear_fg-ovd-as-run-seed124"
     assert history_table("paper-linear", "fg-ovd", "corrected", 123) == "nb02_history_paper-linear_fg-ovd"
     assert history_table("paper-linear", "warmup", "", 124.0) == "nb02_history_paper-linear_warmup-seed124"  # a CSV's
+
+
+def test_a_saturated_paper_head_is_divergence_even_with_finite_loss_and_bounded_weights(setting, tiny_clip, tmp_path):
+    # a dot-product head whose sigmoid sits at 1.0 for every pair: the loss stays at its saturation value, the
+    # weights stay far below the explosion limit, and every positive ties with its negatives (ranked last)
+    from fgclip_utils.heads.paper_heads import build_paper_head
+    from fgclip_utils.heads.training import TrainingDiverged
+
+    P, data = setting
+    head = build_paper_head("paper-linear", tiny_clip.embed_dim, seed=0, cosine=False)
+    with torch.no_grad():
+        for side in head.linear_layers:
+            side[0].bias.fill_(1e3)
+    checkpoint = tmp_path / "saturated.pt"
+    with pytest.raises(TrainingDiverged, match=r"paper-linear fg-ovd: every validation score is the same number "
+                                               r"at epoch 0"):
+        paper_recipe.train_stage(head, data.finetune_train, data.finetune_val, replace(P.paper.finetune, epochs=1),
+                                 checkpoint, "k", device="cpu", progress=False)
+    assert not checkpoint.exists()

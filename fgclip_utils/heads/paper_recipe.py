@@ -38,7 +38,7 @@ from .losses import anchored_hinge, warmup_hinge
 from .paper_heads import PAPER_HEAD_KINDS, PAPER_HEADS, PaperMLPs, build_paper_head
 from .recipe_data import recipe_embeddings
 from .study_recipe import backbone_folder
-from .training import check_finite, check_weights, snapshot_state, train_epoch
+from .training import TrainingDiverged, check_finite, check_weights, snapshot_state, train_epoch
 
 RECIPE_VERSION = 1
 FINETUNE_NEGATIVES = 10  # stage-2 rows need at least this many negatives; the loss uses the first 10
@@ -122,18 +122,26 @@ def _stage_loss(stage: StageConfig):
 
 
 @torch.no_grad()
-def validation(head: SimilarityHead, data: PairData | RowData, stage: StageConfig) -> tuple[float, float]:
+def validation(head: SimilarityHead, data: PairData | RowData, stage: StageConfig, epoch: int = 0
+               ) -> tuple[float, float]:
     """(loss, mean rank): the mean over in-order batches of each batch's summed loss, as the authors validate,
-    and for stage 2 the mean rank of the positive among its 10 negatives (NaN for stage 1)."""
+    and for stage 2 the mean rank of the positive among its 10 negatives (NaN for stage 1). A head whose every
+    validation score is the same number (a saturated sigmoid: its loss stays finite at its saturation value and
+    every positive ties, ranked last) stops with :class:`TrainingDiverged` naming ``epoch``."""
     head.eval()
     loss_of = _stage_loss(stage)
-    losses, ranks = [], []
+    losses, ranks, spread = [], [], 0.0
     for s in range(0, len(data), stage.batch_size):
         idx = torch.arange(s, min(len(data), s + stage.batch_size), device=data.text.device)
         scores = data.batch_scores(head, idx)
         losses.append(float(loss_of(scores)))
+        spread = max(spread, float(scores.max() - scores.min()) if scores.numel() else 0.0)
         if isinstance(data, RowData):
             ranks.append(rank_positive(scores).cpu())
+    if losses and spread == 0:
+        raise TrainingDiverged(f"{head.kind} {stage.stage}: every validation score is the same number at epoch "
+                               f"{epoch} (a saturated head: its loss stays at its saturation value, every positive "
+                               "ties); training stopped and nothing was saved (lower the learning rate)")
     mean_rank = summarize(torch.cat(ranks))["mean_rank"] if ranks else float("nan")
     return (sum(losses) / len(losses) if losses else float("nan")), mean_rank
 
@@ -173,7 +181,7 @@ def train_stage(head: SimilarityHead, train: PairData | RowData, val: PairData |
                                  lambda idx: loss_of(train.batch_scores(head, idx)), device)
         check_finite("training loss", train_loss, epoch, f"{head.kind} {stage.stage}")
         check_weights(head, epoch, f"{head.kind} {stage.stage}")
-        val_loss, val_rank = validation(head, val, stage)
+        val_loss, val_rank = validation(head, val, stage, epoch)
         check_finite("validation loss", val_loss, epoch, head.kind)
         rows.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_mean_rank": val_rank,
                      "seconds": time.perf_counter() - start})
