@@ -184,6 +184,15 @@ def test_an_output_that_cannot_be_written_is_one_line_and_exit_2(records, tmp_pa
     assert cli.main(["build", str(records), "--output", str(tmp_path)]) == cli.EXIT_USAGE  # a folder, not a CSV
     err = capsys.readouterr().err
     assert err.startswith("fgclip build: error:") and str(tmp_path) in err and len(err.strip().splitlines()) == 1
+    # a read-only folder (this machine builds as root, whom chmod does not stop, so the OS answer is stood in for)
+    read_only = tmp_path / "read-only"
+    read_only.mkdir()
+    real_access = cli.os.access
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(cli.os, "access", lambda p, mode: False if Path(p) == read_only else real_access(p, mode))
+        assert evaluate(read_only, "--model", "fgclip-tiny") == cli.EXIT_USAGE
+    assert f"--output {read_only} is not writable" in capsys.readouterr().err
+    assert not list(read_only.iterdir())  # refused before any work
 
 
 def test_build_refuses_records_of_other_profiles_or_n_unless_allowed(records, tmp_path, capsys):
