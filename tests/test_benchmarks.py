@@ -71,3 +71,10 @@ def test_bench_bootstrap_times_one_interval_and_one_table_b_row(capsys):
     assert load("bench_bootstrap").main(["--n", "500", "--n-boot", "200"]) == 0
     out = capsys.readouterr().out
     assert "n=500, 200 resamples" in out and "one Table B row (8 splits x 500 annotations" in out
+
+
+def test_colab_plan_prints_each_step_for_each_gpu(capsys):
+    assert load("colab_plan").main(["--model", "fgclip-tiny", "--fgovd-images", "100"]) == 0
+    out = capsys.readouterr().out
+    assert "| step | notebook | images (GB, runtime disk) | T4 min | L4 min | A100 min |" in out
+    assert "| 113,287 (18.1) |" in out and "| 100 (0.0) |" in out
