@@ -65,7 +65,6 @@ DETECTOR_SPECS: dict[str, DetectorSpec] = {s.name: s for s in (
     DetectorSpec("owlv2-tiny", "tiny:owlv2", "owlv2", "OWLv2 tiny (random init)"),
 )}
 DETECTORS: dict[str, str] = {k: s.hub_id for k, s in DETECTOR_SPECS.items() if not s.hub_id.startswith("tiny:")}
-PAPER_DETECTORS = ("owlvit-b16", "owlvit-l14", "owlv2-b16", "owlv2-l14")  # the paper's Q1 figure
 
 
 class MissingDependency(ImportError):

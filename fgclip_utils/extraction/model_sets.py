@@ -40,10 +40,6 @@ class ModelSet:
     def pairs(self) -> tuple[tuple[str, str | None], ...]:
         return tuple((b.model, b.pretrained) for b in self.backbones)
 
-    @property
-    def random_init(self) -> bool:
-        return all(b.pretrained is None for b in self.backbones)
-
 
 def _b(model: str, pretrained: str | None, family: str) -> Backbone:
     return Backbone(model, pretrained, family)
