@@ -179,7 +179,11 @@ def test_the_full_profile_end_to_end_against_a_local_copy_of_its_sources(upstrea
         assert 1 <= r["metrics"]["mean_rank_at_n"] <= r["metrics"]["paper_n"] + 1
     table = results.load_table("nb02_paper_heads", run)
     ours = table[table["origin"] == "this run"]
-    assert len(ours) == 1 + 5 + 5  # vanilla, then each of the five paper heads after stage 1 and stage 2
+    # vanilla, each of the five paper heads after stage 1 and stage 2 (corrected), and stage 2 as the authors' code
+    # ran it for the four cosine heads (stage2_recipes="both"; attention scores the same either way)
+    assert len(ours) == 1 + 5 + 5 + 4
+    assert sorted(ours.loc[ours["recipe"] == "as-run", "kind"]) == ["paper-linear", "paper-linear-image",
+                                                                    "paper-linear-text", "paper-mlp"]
     assert ours[["fg", "mean_rank_sum", "i2t_r1", "t2i_r1", "authors_i2t_r1", "authors_t2i_r1"]].notna().all().all()
     warmup = results.load_table(results.history_table("paper-linear", "warmup"), run)
     assert list(warmup["epoch"]) == list(range(11))  # epoch 0 evaluates only, then 10 epochs
