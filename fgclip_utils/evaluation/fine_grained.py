@@ -129,9 +129,13 @@ def evaluate_splits(embeddings: Mapping[str, SplitEmbeddings], similarity: Simil
     which counts against it), and the method's name. ``n_negatives`` maps a split to its N
     (default :data:`PAPER_N`; a profile's is :attr:`~fgclip_utils.profiles.Profile.paper_n`)."""
     n_of = n_negatives or PAPER_N
-    rows = [evaluate_split(e, similarity, split=name, n_negatives=n_of.get(name), **kwargs).row()
-            for name, e in embeddings.items()]
-    table = pd.DataFrame(rows)
+    return split_table({name: evaluate_split(e, similarity, split=name, n_negatives=n_of.get(name), **kwargs)
+                        for name, e in embeddings.items()}, method)
+
+
+def split_table(results: Mapping[str, SplitResult], method: str) -> pd.DataFrame:
+    """The per-split table of :func:`evaluate_splits` from results already computed."""
+    table = pd.DataFrame([r.row() for r in results.values()])
     table.insert(0, "method", method)
     return table
 

@@ -20,8 +20,8 @@ import torch
 from ..data.fgovd import SPLITS
 from ..extraction.embedding_cache import CaptionEmbeddings, SplitEmbeddings
 from .bootstrap import bootstrap_ci, paired_bootstrap
-from .fine_grained import candidate_scores, evaluate_split
-from .ranking import PAPER_N, fixed_n_ranks, paper_aggregate
+from .fine_grained import SplitResult, evaluate_split
+from .ranking import PAPER_N, paper_aggregate
 from .retrieval import authors_coco_recalls, retrieval_recalls
 from .similarity import SimilarityHead
 
@@ -46,15 +46,27 @@ def method_row(method: str, test: dict[str, SplitEmbeddings], coarse: CaptionEmb
 
 
 @torch.no_grad()
+def split_results(test: Mapping[str, SplitEmbeddings], head: SimilarityHead | None = None, *,
+                  device: str | torch.device = "cpu", n_negatives: Mapping[str, int] | None = None
+                  ) -> dict[str, SplitResult]:
+    """Each split of ``test`` ranked by ``head`` (vanilla cosine when None) at its N (default the paper's)."""
+    score = head.score if head is not None else None
+    return {name: evaluate_split(emb, score, split=name, n_negatives=(n_negatives or PAPER_N).get(name),
+                                 device=device) for name, emb in test.items()}
+
+
+@torch.no_grad()
 def fine_grained_row(test: Mapping[str, SplitEmbeddings], head: SimilarityHead | None = None, *,
-                     device: str | torch.device = "cpu", n_negatives: Mapping[str, int] | None = None) -> dict:
+                     device: str | torch.device = "cpu", n_negatives: Mapping[str, int] | None = None,
+                     results: Mapping[str, SplitResult] | None = None,
+                     vanilla: Mapping[str, SplitResult] | None = None) -> dict:
     """The fine-grained columns of :func:`method_row`: per split ``mr_<split>`` (with its interval) and
     ``acc_<split>``, ``mean_rank_sum``, ``fg`` with its interval, and for a head the paired comparison with
-    vanilla cosine (``fg_vs_vanilla``, its interval and p-value)."""
-    score = head.score if head is not None else None
+    vanilla cosine (``fg_vs_vanilla``, its interval and p-value). ``results`` (``head``'s :func:`split_results`)
+    and ``vanilla`` (vanilla cosine's) are used instead of ranking again when the caller has them."""
+    results = results or split_results(test, head, device=device, n_negatives=n_negatives)
     row, mean_ranks, ranks = {}, {}, {}
-    for name, emb in test.items():
-        result = evaluate_split(emb, score, split=name, n_negatives=(n_negatives or PAPER_N).get(name), device=device)
+    for name, result in results.items():
         mean_ranks[name] = result.summary["mean_rank_at_n"]
         ranks[name] = result.paper_ranks
         row[f"mr_{name}"] = result.summary["mean_rank_at_n"]
@@ -63,24 +75,26 @@ def fine_grained_row(test: Mapping[str, SplitEmbeddings], head: SimilarityHead |
         row[f"acc_{name}"] = result.summary["accuracy"]
     aggregate = paper_aggregate(mean_ranks)
     row.update(mean_rank_sum=aggregate["mean_rank_sum"], fg=aggregate["fgovd_mean_rank"])
-    row.update(_fg_intervals(ranks, test, n_negatives, device, paired=head is not None))
+    baseline = None
+    if head is not None:
+        vanilla = vanilla or split_results(test, None, device=device, n_negatives=n_negatives)
+        baseline = {name: result.paper_ranks for name, result in vanilla.items()}
+    row.update(_fg_intervals(ranks, baseline))
     return row
 
 
-def _fg_intervals(ranks: dict, test: Mapping[str, SplitEmbeddings], n_negatives: Mapping[str, int] | None,
-                  device, paired: bool) -> dict:
-    """``fg_ci_low`` / ``fg_ci_high`` (95%, annotations resampled within each split), and for a head (``paired``)
-    the paired comparison with vanilla cosine on the very same annotations: ``fg_vs_vanilla`` (the difference of
-    FG-OVD Mean Rank, negative = better than vanilla), its interval and p-value."""
+def _fg_intervals(ranks: dict, baseline: dict | None) -> dict:
+    """``fg_ci_low`` / ``fg_ci_high`` (95%, annotations resampled within each split), and with ``baseline``
+    (vanilla cosine's paper ranks per split) the paired comparison on the very same annotations:
+    ``fg_vs_vanilla`` (the difference of FG-OVD Mean Rank, negative = better than vanilla), its interval and
+    p-value."""
     out = dict.fromkeys(("fg_ci_low", "fg_ci_high"), float("nan"))
     kept = {s: ranks[s] for s in PAPER_N if ranks.get(s) is not None and len(ranks[s])}
     if len(kept) != len(PAPER_N):
         return out  # fg is NaN unless all eight splits are ranked
     out["fg_ci_low"], out["fg_ci_high"] = bootstrap_ci(kept)
-    if paired:
-        vanilla = {s: fixed_n_ranks(candidate_scores(test[s], None, device=device), (n_negatives or PAPER_N)[s])[0]
-                   for s in kept}
-        versus = paired_bootstrap(kept, vanilla)
+    if baseline is not None:
+        versus = paired_bootstrap(kept, {s: baseline[s] for s in kept})
         out.update(fg_vs_vanilla=versus["diff"], fg_vs_vanilla_ci_low=versus["ci_low"],
                    fg_vs_vanilla_ci_high=versus["ci_high"], fg_vs_vanilla_p=versus["p_value"])
     return out

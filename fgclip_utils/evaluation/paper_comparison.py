@@ -85,7 +85,7 @@ def seed_spread(rows: pd.DataFrame) -> pd.DataFrame:
     for (kind, stage, recipe), group in made.groupby(["kind", "stage", "recipe"], sort=False):
         line = {"method": PAPER_METHOD.get(kind, kind), "stage": stage, "recipe": recipe, "seeds": len(group),
                 "fg mean": group["fg"].mean(), "fg std": group["fg"].std(ddof=1) if len(group) > 1 else float("nan"),
-                "fg 95% CI (one seed)": f"[{group['fg_ci_low'].mean():.3f}, {group['fg_ci_high'].mean():.3f}]"}
+                "fg 95% CI (one seed)": _interval_text(group["fg_ci_low"].mean(), group["fg_ci_high"].mean())}
         for r in ("i2t_r1", "t2i_r1"):
             if r in group:
                 line[f"{r} mean"] = group[r].mean()
@@ -106,12 +106,12 @@ def table_b_confidence(rows: pd.DataFrame) -> pd.DataFrame:
         published = paper.get((r["method"], r["stage"]), float("nan"))
         low, high = r.get("fg_ci_low", float("nan")), r.get("fg_ci_high", float("nan"))
         line = {"method": r["method"], "stage": r["stage"], **{c: _made_label(r.get(c, "")) for c in HOW_MADE},
-                "fg": r["fg"], "fg 95% CI": f"[{low:.3f}, {high:.3f}]", "paper fg": published,
+                "fg": r["fg"], "fg 95% CI": _interval_text(low, high), "paper fg": published,
                 "paper outside CI": bool(published == published and not low <= published <= high)}
         diff = r.get("fg_vs_vanilla", float("nan"))
         if diff == diff:
             line.update({"Δ vs vanilla": diff,
-                         "Δ 95% CI": f"[{r['fg_vs_vanilla_ci_low']:.3f}, {r['fg_vs_vanilla_ci_high']:.3f}]",
+                         "Δ 95% CI": _interval_text(r["fg_vs_vanilla_ci_low"], r["fg_vs_vanilla_ci_high"]),
                          "p": r["fg_vs_vanilla_p"],
                          "differs from vanilla": not r["fg_vs_vanilla_ci_low"] <= 0 <= r["fg_vs_vanilla_ci_high"]})
         out.append(line)

@@ -21,8 +21,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data.benchmark_data import Benchmark, load_benchmark
-from ..evaluation.fine_grained import evaluate_splits
-from ..evaluation.method_results import fine_grained_row
+from ..evaluation.fine_grained import split_table
+from ..evaluation.method_results import fine_grained_row, split_results
 from ..evaluation.ranking import paper_aggregate
 from ..extraction.clip_models import ClipBundle, load_clip
 from ..extraction.crop_pipeline import shared_decode_groups
@@ -135,9 +135,12 @@ def _identified(rows: pd.DataFrame, bundle: ClipBundle) -> pd.DataFrame:
     return rows
 
 
-def _vanilla_rows(profile: Profile, bundle: ClipBundle, emb: dict) -> pd.DataFrame:
-    return _identified(evaluate_splits(emb, method="CLIP (cosine)", n_negatives=profile.paper_n,
-                                       device=bundle.device), bundle)
+def _ranked(profile: Profile, bundle: ClipBundle, emb: dict, head=None) -> dict:
+    """Each split ranked once by ``head`` (vanilla cosine when None), for both the per-split rows and the
+    FG-OVD Mean Rank's intervals."""
+    if head is not None:
+        head = head.to(bundle.device).eval()
+    return split_results(emb, head, device=bundle.device, n_negatives=profile.paper_n)
 
 
 def sweep_vanilla(profile: Profile, backbones: Sequence[Pair], *, splits=None, device=None, max_loaded: int = 4,
@@ -148,13 +151,6 @@ def sweep_vanilla(profile: Profile, backbones: Sequence[Pair], *, splits=None, d
     ``on_backbone(result)`` is called with each :class:`BackboneResult` as it is ready (the command line writes
     its records there). ``keep_going``: a backbone that fails to load is reported in ``failures`` and skipped."""
     return _sweep(profile, backbones, None, splits, device, max_loaded, progress, keep_going, on_backbone)
-
-
-def _head_rows(profile: Profile, bundle: ClipBundle, emb: dict, head, kind: str) -> pd.DataFrame:
-    head = head.to(bundle.device).eval()
-    with torch.no_grad():
-        rows = evaluate_splits(emb, head.score, method=kind, n_negatives=profile.paper_n, device=bundle.device)
-    return _identified(rows, bundle)
 
 
 def head_gain_row(backbone: str, kind: str, vanilla: pd.DataFrame, head: pd.DataFrame,
@@ -247,13 +243,15 @@ def _sweep(profile: Profile, backbones: Sequence[Pair], kind: str | None, splits
                     continue
 
                 def evaluate(bundle=bundle, emb=emb):
-                    vanilla = _vanilla_rows(profile, bundle, emb)
-                    fg_of = {"vanilla": fine_grained_row(emb, None, device=bundle.device, n_negatives=profile.paper_n)}
+                    plain = _ranked(profile, bundle, emb)
+                    vanilla = _identified(split_table(plain, "CLIP (cosine)"), bundle)
+                    fg_of = {"vanilla": fine_grained_row(emb, results=plain)}
                     head_rows = None
                     if kind is not None:
                         head = train_backbone_head(profile, bundle, kind, device=device, progress=progress)
-                        head_rows = _head_rows(profile, bundle, emb, head, kind)
-                        fg_of["head"] = fine_grained_row(emb, head, device=bundle.device, n_negatives=profile.paper_n)
+                        tuned = _ranked(profile, bundle, emb, head)
+                        head_rows = _identified(split_table(tuned, kind), bundle)
+                        fg_of["head"] = fine_grained_row(emb, head, results=tuned, vanilla=plain)
                     return vanilla, head_rows, fg_of
 
                 done = evaluate() if not keep_going else _attempt(failures, bundle, evaluate)
