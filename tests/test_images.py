@@ -4,7 +4,19 @@ import json
 import pytest
 from PIL import Image
 
-from fgclip_utils.data.coco_images import crop, crop_box, fetch_images, image_path, is_valid_image, to_rgb
+from fgclip_utils.data.coco_images import (
+    COCO_NAMES,
+    SAME_PHOTO_SAMPLE,
+    crop,
+    crop_box,
+    fetch_images,
+    fetch_records,
+    image_path,
+    is_valid_image,
+    same_photo,
+    same_photo_verdict,
+    to_rgb,
+)
 from fgclip_utils.data.fgovd import load_split
 
 
@@ -189,3 +201,60 @@ def test_images_that_would_not_fit_stop_the_fetch_before_any_download(server, tm
     monkeypatch.setattr(coco_images.shutil, "disk_usage", lambda p: usage(10 ** 12, 0, 10 ** 11))
     assert sorted(fetch_images(split, tmp_path / "coco", workers=1, backoff=0, retries=0).available) == [1]
     assert "fetching 1 images (about 0.0 GB)" in capsys.readouterr().out
+
+
+def _coco_records(server, folder: str, ids, name: str, payload) -> dict[int, dict]:
+    """COCO image records of ``ids`` under ``folder`` named by ``name`` (a COCO_NAMES pattern), served by ``server``
+    with ``payload(image_id)`` as their bytes."""
+    records = {}
+    for image_id in ids:
+        file_name = f"{folder}/{name.format(image_id)}"
+        server.add(file_name, payload(image_id))
+        records[image_id] = {"file_name": file_name, "coco_url": server.url(file_name), "width": 64, "height": 48}
+    return records
+
+
+def test_a_photo_on_disk_under_its_other_coco_year_is_linked_once_a_sample_is_byte_identical(server, tmp_path,
+                                                                                              capsys):
+    photo = {i: _jpeg(color=(i * 20, 30, 30)) for i in range(1, 9)}
+    root = tmp_path / "coco"
+    train2017 = _coco_records(server, "train2017", range(1, 9), COCO_NAMES["train2017"], photo.get)
+    assert sorted(fetch_records(train2017, root, workers=2, backoff=0).available) == list(range(1, 9))
+    assert same_photo_verdict(root) is None  # nothing compared yet
+    assert same_photo(root, "train2014/COCO_train2014_000000000003.jpg") == root / "train2017/000000000003.jpg"
+    assert same_photo(root, "train2017/000000000003.jpg") is None  # its own year does not count
+
+    ids = [1, 2, 3, 4, 5, 6, 9]  # 9 exists under no 2017 name
+    karpathy = _coco_records(server, "train2014", ids, COCO_NAMES["train2014"], lambda i: photo.get(i, _jpeg()))
+    capsys.readouterr()
+    report = fetch_records(karpathy, root, workers=2, backoff=0)
+    assert sorted(report.available) == ids and not report.missing
+    fetched = [i for i in ids if server.hits.get(f"/{karpathy[i]['file_name']}")]
+    assert fetched == [1, 2, 3, 9]  # the sample of SAME_PHOTO_SAMPLE compared, and the photo with no twin
+    assert SAME_PHOTO_SAMPLE == 3 and same_photo_verdict(root) is True
+    assert "3 images are already in" in capsys.readouterr().out
+    for i in (4, 5, 6):  # linked: the same bytes (one inode where the file system has hard links), never fetched
+        linked, twin = root / karpathy[i]["file_name"], root / train2017[i]["file_name"]
+        assert linked.read_bytes() == twin.read_bytes() and linked.stat().st_ino == twin.stat().st_ino
+    assert not [p for p in (root / "train2014").iterdir() if p.name.endswith(".part")]
+
+
+def test_coco_years_whose_files_differ_are_each_fetched_and_the_verdict_is_kept(server, tmp_path, capsys):
+    root = tmp_path / "coco"
+    val2017 = _coco_records(server, "val2017", range(1, 7), COCO_NAMES["val2017"], lambda i: _jpeg(color=(9, i, 9)))
+    fetch_records(val2017, root, workers=2, backoff=0)
+    # the 2014 files are other encodings of the same pictures: not the same bytes
+    val2014 = _coco_records(server, "val2014", range(1, 7), COCO_NAMES["val2014"],
+                            lambda i: _jpeg(color=(9, i, 10)))
+    report = fetch_records(val2014, root, workers=2, backoff=0)
+    assert sorted(report.available) == list(range(1, 7))
+    assert all(server.hits[f"/{rec['file_name']}"] == 1 for rec in val2014.values())  # every one fetched
+    assert same_photo_verdict(root) is False and "differ" in capsys.readouterr().out
+    for i, rec in val2014.items():
+        assert (root / rec["file_name"]).read_bytes() == _jpeg(color=(9, i, 10))
+    more = _coco_records(server, "val2014", [7], COCO_NAMES["val2014"], lambda i: _jpeg())
+    server.add("val2017/000000000007.jpg", _jpeg(color=(1, 2, 3)))
+    fetch_records({7: {**val2017[1], "file_name": "val2017/000000000007.jpg",
+                       "coco_url": server.url("val2017/000000000007.jpg")}}, root, backoff=0)
+    assert fetch_records(more, root, backoff=0).available == {7: root / "val2014/COCO_val2014_000000000007.jpg"}
+    assert server.hits["/val2014/COCO_val2014_000000000007.jpg"] == 1  # the kept verdict: fetched, not linked

@@ -1,7 +1,10 @@
 """COCO images a split references: a persistent, verified local cache, and object crops.
 
 A cached image is used only if it decodes completely and its size is the one the split declares (``width`` x
-``height``); otherwise it is fetched again. Crops follow the FG-OVD/FG-CLIP authors' rule (:func:`crop_box`).
+``height``); otherwise it is fetched again. COCO 2014 and 2017 hold the same photos under other names (the
+Karpathy lists name 2014 files, FG-OVD 2017 ones): a photo already on disk under one year's name is linked, not
+fetched again, once a few have been fetched under both and found byte-identical. Crops follow the FG-OVD/FG-CLIP
+authors' rule (:func:`crop_box`).
 """
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -17,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..atomic_io import atomic_write_json, remove_stale_temporaries, sha256_file, sha256_json
+from ..atomic_io import atomic_path, atomic_write_json, remove_stale_temporaries, sha256_file, sha256_json
 from ..cache import images_dir
 from .assets import COCO_IMAGE_DEADLINE, COCO_IMAGE_MAX_BYTES
 from .download import DownloadError, download_many
@@ -139,10 +143,11 @@ def fetch_images(split: Split, image_root: str | os.PathLike | None = None, *, w
 def fetch_records(records: dict[int, dict], image_root: str | os.PathLike | None = None, *, workers: int = 8,
                   desc: str = "images", **download_kwargs) -> FetchReport:
     """:func:`fetch_images` for any ``id -> {file_name, coco_url, width?, height?}`` records (e.g. a caption
-    set's images)."""
+    set's images). A photo already under ``image_root`` by its other COCO year's name (:func:`same_photo`) is
+    linked, not fetched, once :func:`same_photo_verdict` has found the two years' files byte-identical."""
     root = Path(image_root) if image_root else default_image_root()
     report = FetchReport()
-    todo = []
+    todo, twins = [], []
     for image_id, rec in records.items():
         dest = image_path(root, rec)
         size = declared_size(rec)
@@ -152,19 +157,91 @@ def fetch_records(records: dict[int, dict], image_root: str | os.PathLike | None
         elif not rec.get("coco_url"):
             report.missing[image_id] = f"{dest} {problem} and the record has no 'coco_url' to fetch it from"
         else:
-            todo.append((image_id, rec["coco_url"], dest, _image_validator(size)))
-    check_space(len(todo), root, desc)
-    for folder in {dest.parent for _, _, dest, _ in todo}:
+            twin = same_photo(root, rec["file_name"])
+            item = (image_id, rec["coco_url"], dest, _image_validator(size))
+            (twins if twin is not None and check_image(twin, size) is None else todo).append((*item, twin))
+    verdict, sample = same_photo_verdict(root), []
+    if twins and verdict is None:  # the first few are fetched under both names and compared
+        sample, twins = twins[:SAME_PHOTO_SAMPLE], twins[SAME_PHOTO_SAMPLE:]
+    elif verdict is False:
+        todo, twins = todo + twins, []
+    check_space(len(todo) + len(sample), root, desc, linked=len(twins))
+    _download(todo + sample, report, workers, desc, download_kwargs)
+    if sample:
+        verdict = _compare_twins(root, [(d, t) for i, _, d, _, t in sample if i in report.available])
+        if not verdict:
+            check_space(len(twins), root, desc)
+            _download(twins, report, workers, desc, download_kwargs)
+            twins = []
+    for image_id, _, dest, _, twin in twins:
+        _link(twin, dest)
+        report.available[image_id] = dest
+    return report
+
+
+def _download(todo: list[tuple], report: FetchReport, workers: int, desc: str, kwargs: dict) -> None:
+    for folder in {item[2].parent for item in todo}:
         remove_stale_temporaries(folder)  # what killed runs left behind
-    download_kwargs.setdefault("max_bytes", COCO_IMAGE_MAX_BYTES)
-    download_kwargs.setdefault("deadline", COCO_IMAGE_DEADLINE)
-    result = download_many([(u, d, v) for _, u, d, v in todo], workers=workers, desc=desc, **download_kwargs)
-    for image_id, url, dest, _ in todo:
+    kwargs = {"max_bytes": COCO_IMAGE_MAX_BYTES, "deadline": COCO_IMAGE_DEADLINE, **kwargs}
+    result = download_many([(u, d, v) for _, u, d, v, _ in todo], workers=workers, desc=desc, **kwargs)
+    for image_id, url, dest, _, _ in todo:
         if url in result.failed:
             report.missing[image_id] = result.failed[url]
         else:
             report.available[image_id] = dest
-    return report
+
+
+# COCO 2017 re-split the photos of COCO 2014 under new names: one photo, one file name per year and folder
+COCO_NAMES = {"train2014": "COCO_train2014_{:012d}.jpg", "val2014": "COCO_val2014_{:012d}.jpg",
+              "train2017": "{:012d}.jpg", "val2017": "{:012d}.jpg"}
+SAME_PHOTO_RECORD = ".fgclip-coco-2014-2017.json"  # beside the images: were the two years' files byte-identical?
+SAME_PHOTO_SAMPLE = 3  # photos fetched under both names and compared before any other is linked
+
+
+def same_photo(image_root: str | os.PathLike, file_name: str) -> Path | None:
+    """The file of the same COCO photo under its other year's name (``val2017/000000000139.jpg`` <->
+    ``val2014/COCO_val2014_000000000139.jpg`` or ``train2014/...``) already under ``image_root``, or None."""
+    rel = Path(file_name)
+    match = re.fullmatch(r"(?:COCO_(?:train|val)2014_)?(\d{12})\.jpg", rel.name)
+    if match is None or len(rel.parts) != 2 or rel.parts[0] not in COCO_NAMES:
+        return None
+    for folder, name in COCO_NAMES.items():
+        twin = Path(image_root) / folder / name.format(int(match.group(1)))
+        if folder[-4:] != rel.parts[0][-4:] and twin.is_file():
+            return twin
+    return None
+
+
+def same_photo_verdict(image_root: str | os.PathLike) -> bool | None:
+    """Whether this image folder found a photo's COCO 2014 and 2017 files byte-identical (True: its other photos
+    are linked, not fetched twice), not (False: each name is fetched), or has not compared any yet (None)."""
+    try:
+        return bool(json.loads((Path(image_root) / SAME_PHOTO_RECORD).read_text())["identical"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _compare_twins(root: Path, pairs: list[tuple[Path, Path]]) -> bool:
+    """Compare photos fetched under both years' names; record the verdict when there was something to compare."""
+    compared = [(str(a.relative_to(root)), str(b.relative_to(root)), sha256_file(a), sha256_file(b)) for a, b in pairs]
+    identical = bool(compared) and all(ha == hb for *_, ha, hb in compared)
+    if compared:
+        with contextlib.suppress(OSError):
+            atomic_write_json(root / SAME_PHOTO_RECORD, {"identical": identical, "compared": compared})
+        if not identical:
+            print(f"COCO 2014 and 2017 files of the same photo differ ({compared[0][0]} against {compared[0][1]}): "
+                  f"each name is fetched on its own (recorded in {root / SAME_PHOTO_RECORD})")
+    return identical
+
+
+def _link(twin: Path, dest: Path) -> None:
+    """``dest`` as the same file as ``twin``: a hard link, or a copy where the file system has none (Drive)."""
+    with atomic_path(dest) as tmp:
+        tmp.unlink()
+        try:
+            os.link(twin, tmp)
+        except OSError:
+            shutil.copyfile(twin, tmp)
 
 
 COCO_MEAN_IMAGE_BYTES = 160_000  # val2017: 788 MB / 5,000 images; train2017: 18 GB / 118,287
@@ -175,9 +252,13 @@ class InsufficientSpace(OSError):
     """The images to fetch will not fit on the disk that would hold them; nothing was downloaded."""
 
 
-def check_space(n_images: int, root: Path, desc: str = "images") -> None:
-    """Say how many images will be fetched (and about how many GB) into ``root`` and how much room is free there;
+def check_space(n_images: int, root: Path, desc: str = "images", linked: int = 0) -> None:
+    """Say how many images will be fetched (and about how many GB) into ``root`` and how much room is free there
+    (and how many, ``linked``, are there already under their other COCO year's name);
     :class:`InsufficientSpace`, before any download, when they would not fit with a margin."""
+    if linked:
+        print(f"{desc}: {linked:,} images are already in {root} under their other COCO year's name: linked, "
+              "not fetched")
     if not n_images:
         return
     need = n_images * COCO_MEAN_IMAGE_BYTES
