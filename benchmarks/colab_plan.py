@@ -5,7 +5,14 @@ from the study's cost model (``fgclip_utils/extraction/cost_estimate.py``: FLOPs
 give one worker). The model's FLOPs are counted on a random-init ViT-B/16 here (weights do not change them).
 The rates are assumptions from the CPU build machine, not GPU measurements.
 
+It then adds up what each place holds under the storage plan (``drive_cache``: images on the runtime's disk,
+embeddings and model weights on Drive; ``--images-on-drive``: the images on Drive too) against a Colab disk
+(``--local-gb``, about 100 GB free) and a free Drive (``--drive-gb``, 15 GB), and says whether the run fits, or
+which setting makes it fit. Photos Colab already holds under their other COCO year's name are linked, not counted
+twice; the FG-OVD Hard training split's ``train2017/`` images are such photos when stage 1 runs.
+
     .venv/bin/python benchmarks/colab_plan.py [--model ViT-B-16] [--workers 1] [--fgovd-images 6000]
+        [--local-gb 100] [--drive-gb 15] [--images-on-drive] [--warmup-start train|released]
 """
 from __future__ import annotations
 
@@ -14,17 +21,40 @@ import argparse
 from fgclip_utils.data.coco_images import COCO_MEAN_IMAGE_BYTES
 from fgclip_utils.extraction.cost_estimate import DECODE_IMAGES_PER_S, GPU_EFFICIENCY, GPU_PEAK_TFLOPS, forward_flops
 
-# (step, notebook, images decoded, crops or images encoded, captions encoded, where the images go)
 KARPATHY_TRAIN, KARPATHY_CAPTIONS = 113_287, 566_435  # train + restval, 5 captions each (STUDY.md 7.4)
+WEIGHTS_GB = 0.6  # ViT-B/16's open_clip weights (the README's downloads table)
 
 
-def steps(fgovd_images: int) -> list[tuple[str, str, int, int, int]]:
-    return [
+def steps(fgovd_images: int, warmup_start: str = "train") -> list[tuple[str, str, int, int, int]]:
+    """(step, notebook, images decoded, crops or images encoded, captions encoded)."""
+    plan = [
         ("FG-OVD test splits, 8 (crops, 11 captions each)", "01", fgovd_images, 3 * fgovd_images, 33 * fgovd_images),
         ("COCO Karpathy test + val (5,000 + 5,000 images, 5 captions each)", "02", 10_000, 10_000, 50_000),
-        ("COCO Karpathy train + restval, stage 1 (skipped with warmup_start='released')", "02", KARPATHY_TRAIN,
-         KARPATHY_TRAIN, KARPATHY_CAPTIONS),
     ]
+    if warmup_start == "train":
+        plan.append(("COCO Karpathy train + restval, stage 1 (none with warmup_start='released')", "02",
+                     KARPATHY_TRAIN, KARPATHY_TRAIN, KARPATHY_CAPTIONS))
+    return plan
+
+
+def storage(fgovd_images: int, dim: int, *, warmup_start: str = "train", images_on_drive: bool = False,
+            local_gb: float = 100.0, drive_gb: float = 15.0) -> dict:
+    """GB on the runtime's disk and on Drive, whether each fits its budget, and what would make it fit."""
+    images = embeddings = 0.0
+    for _, _, n_images, crops, captions in steps(fgovd_images, warmup_start):
+        images += n_images * COCO_MEAN_IMAGE_BYTES / 1e9
+        embeddings += (crops + captions) * (dim + 1) * 4 / 1e9  # fp32 rows and their norms
+    drive = embeddings + WEIGHTS_GB + (images if images_on_drive else 0.0)
+    local = 0.0 if images_on_drive else images
+    fits = local <= local_gb and drive <= drive_gb
+    advice = ""
+    if not fits:
+        options = ["untick images_on_drive (the images go to the runtime's disk)"] if images_on_drive else []
+        if warmup_start == "train":
+            options.append("warmup_start='released' (no stage-1 COCO images)")
+        advice = "; or ".join(options) or "free some space"
+    return {"local_gb": local, "drive_gb": drive, "images_gb": images, "embeddings_gb": embeddings, "fits": fits,
+            "local_budget_gb": local_gb, "drive_budget_gb": drive_gb, "advice": advice}
 
 
 def main(argv=None) -> int:
@@ -34,6 +64,10 @@ def main(argv=None) -> int:
     ap.add_argument("--fgovd-images", type=int, default=6000,
                     help="images the 8 test splits reference (default: the bound the split files' 'under 1 GB' "
                          "gives at 160 KB an image); crops are taken as 3 per image")
+    ap.add_argument("--local-gb", type=float, default=100.0, help="free space on the runtime's disk")
+    ap.add_argument("--drive-gb", type=float, default=15.0, help="free space on Google Drive")
+    ap.add_argument("--images-on-drive", action="store_true", help="the notebooks' images_on_drive setting")
+    ap.add_argument("--warmup-start", default="train", choices=["train", "released"])
     args = ap.parse_args(argv)
     import fgclip_utils as fg
 
@@ -46,7 +80,7 @@ def main(argv=None) -> int:
           f"{GPU_EFFICIENCY:.0%} of fp16 peak; decode {DECODE_IMAGES_PER_S:.0f} images/s x {args.workers} worker(s)")
     print("| step | notebook | images (GB, runtime disk) | " + " | ".join(f"{g} min" for g in gpus) + " |")
     print("| --- | --- | --- | " + " | ".join("---" for _ in gpus) + " |")
-    for name, notebook, images, crops, captions in steps(args.fgovd_images):
+    for name, notebook, images, crops, captions in steps(args.fgovd_images, args.warmup_start):
         decode = images / (DECODE_IMAGES_PER_S * args.workers)
         cells = []
         for peak in gpus.values():
@@ -54,7 +88,13 @@ def main(argv=None) -> int:
             cells.append(f"{max(decode, model) / 60:.1f}" + (" (decode)" if decode >= model else " (model)"))
         gb = images * COCO_MEAN_IMAGE_BYTES / 1e9
         print(f"| {name} | {notebook} | {images:,} ({gb:.1f}) | " + " | ".join(cells) + " |")
-    return 0
+    plan = storage(args.fgovd_images, int(bundle.embed_dim), warmup_start=args.warmup_start,
+                   images_on_drive=args.images_on_drive, local_gb=args.local_gb, drive_gb=args.drive_gb)
+    print(f"runtime disk: {plan['local_gb']:.1f} of {args.local_gb:.0f} GB free; Drive: {plan['drive_gb']:.1f} of "
+          f"{args.drive_gb:.0f} GB free (embeddings {plan['embeddings_gb']:.1f} GB, weights {WEIGHTS_GB} GB"
+          + (f", images {plan['images_gb']:.1f} GB" if args.images_on_drive else "") + "): "
+          + ("fits" if plan["fits"] else f"does NOT fit: {plan['advice']}"))
+    return 0 if plan["fits"] else 1
 
 
 if __name__ == "__main__":

@@ -78,3 +78,18 @@ def test_colab_plan_prints_each_step_for_each_gpu(capsys):
     out = capsys.readouterr().out
     assert "| step | notebook | images (GB, runtime disk) | T4 min | L4 min | A100 min |" in out
     assert "| 113,287 (18.1) |" in out and "| 100 (0.0) |" in out
+    assert "runtime disk: 19.7 of 100 GB free; Drive: 0.8 of 15 GB free" in out and out.rstrip().endswith("fits")
+    assert load("colab_plan").main(["--model", "fgclip-tiny", "--images-on-drive"]) == 1
+    assert "does NOT fit: untick images_on_drive" in capsys.readouterr().out
+
+
+def test_bench_colab_memory_measures_each_step_in_a_fresh_process(capsys):
+    rows = load("bench_colab_memory").main(["--scale", "0.002", "--dim", "32"])
+    assert [r["step"] for r in rows] == ["stage1", "retrieval"]
+    stage1, retrieval = rows
+    assert (stage1["images"], stage1["captions"]) == (227, 1135)  # 0.2% of Karpathy train + restval, 5 captions each
+    assert (retrieval["images"], retrieval["captions"]) == (10, 50)
+    for row in rows:
+        assert row["peak_mib"] >= row["baseline_mib"] > 0 and row["added_mib"] == pytest.approx(
+            row["peak_mib"] - row["baseline_mib"])
+    assert "Colab has 12.7 GB" in capsys.readouterr().out

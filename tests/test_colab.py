@@ -1,5 +1,6 @@
 """The Colab install never replaces what a running kernel uses, every notebook installs the same way, and the
 Colab conveniences do nothing elsewhere."""
+import importlib.util
 import json
 import sys
 import zipfile
@@ -114,3 +115,46 @@ def test_the_storage_plan_keeps_images_local_and_the_rest_on_drive(tmp_path, mon
     expected = drive / "cache" / "coco" if images_on_drive else local
     assert images_dir() == default_image_root() == expected
     assert str(expected) in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("images_on_drive", [False, True])
+def test_a_full_run_on_a_simulated_colab_disk_fits_or_stops_before_any_download(tmp_path, monkeypatch,
+                                                                                images_on_drive):
+    """Colab's disks simulated: 100 GB free on the runtime's, 15 GB on Drive. The images of a full run with stage 1
+    (FG-OVD test, Karpathy test + val, Karpathy train + restval) fit on the runtime's disk; on Drive they stop
+    the fetch before it starts, naming the settings that make it fit. The README's plan says the same."""
+    from collections import namedtuple
+
+    from fgclip_utils.cache import CACHE_ENV, FIGURES_ENV, IMAGES_ENV, WEIGHTS_ENV
+    from fgclip_utils.data import coco_images
+    from fgclip_utils.data.coco_images import InsufficientSpace, check_space, default_image_root
+
+    for name in (CACHE_ENV, FIGURES_ENV, IMAGES_ENV, WEIGHTS_ENV):
+        monkeypatch.setenv(name, "")
+    drive, local = tmp_path / "drive", tmp_path / "local"
+    drive.mkdir(), local.mkdir()
+    usage = namedtuple("usage", "total used free")
+    free = {drive: 15e9, local: 100e9}
+    monkeypatch.setattr(coco_images.shutil, "disk_usage",
+                        lambda p: usage(0, 0, next(f for root, f in free.items() if Path(p).is_relative_to(root))))
+    colab.apply_storage_plan(drive, images_on_drive, local_images=str(local))
+    plan = importlib.util.spec_from_file_location("colab_plan", ROOT / "benchmarks" / "colab_plan.py")
+    module = importlib.util.module_from_spec(plan)
+    plan.loader.exec_module(module)
+    images = sum(n for _, _, n, _, _ in module.steps(6000))
+    assert images == 6000 + 10_000 + 113_287
+    if images_on_drive:
+        with pytest.raises(InsufficientSpace, match=r"untick images_on_drive.*warmup_start='released'"):
+            check_space(images, default_image_root())
+        released = sum(n for _, _, n, _, _ in module.steps(6000, "released"))
+        check_space(released, default_image_root())  # what the message advises fits
+    else:
+        check_space(images, default_image_root())
+    stored = module.storage(6000, 512, images_on_drive=images_on_drive)
+    assert stored["fits"] == (not images_on_drive)
+    if images_on_drive:
+        assert stored["drive_gb"] > 15 and stored["local_gb"] == 0
+        assert "warmup_start='released'" in stored["advice"] and "untick images_on_drive" in stored["advice"]
+        assert module.storage(6000, 512, images_on_drive=True, warmup_start="released")["fits"]
+    else:
+        assert stored["drive_gb"] < 15 < stored["local_gb"] < 100 and not stored["advice"]
