@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 from pathlib import Path
 
 CACHE_ENV = "FGCLIP_CACHE"
@@ -69,6 +70,29 @@ def images_dir() -> Path:
 def weights_dir() -> str | None:
     """Where downloaded model weights go: ``$FGCLIP_WEIGHTS``, else None (the libraries' own caches)."""
     return os.environ.get(WEIGHTS_ENV) or None
+
+
+class InsufficientSpace(OSError):
+    """What is about to be downloaded will not fit on the disk that would hold it; nothing was downloaded."""
+
+
+SPACE_MARGIN_BYTES = 2 * 10 ** 9  # left free for the embeddings, checkpoints and the system
+
+
+def require_space(need_bytes: float, root: str | os.PathLike, what: str, advice: str, desc: str = "") -> None:
+    """Say what will be downloaded (``what``, about ``need_bytes``) into ``root`` and how much room is free there
+    (after ``desc``, the step's name);
+    :class:`InsufficientSpace` naming ``advice`` (the settings that make it fit), before any download, when it
+    would not fit with :data:`SPACE_MARGIN_BYTES` to spare."""
+    root = Path(root)
+    probe = next(p for p in (root, *root.parents) if p.exists())
+    free = shutil.disk_usage(probe).free
+    print(f"{desc + ': ' if desc else ''}fetching {what} (about {need_bytes / 1e9:.1f} GB) into {root}; "
+          f"{free / 1e9:.1f} GB free")
+    if need_bytes + SPACE_MARGIN_BYTES > free:
+        raise InsufficientSpace(errno.ENOSPC, f"{what} need about {need_bytes / 1e9:.1f} GB (and "
+                                f"{SPACE_MARGIN_BYTES / 1e9:.0f} GB to spare) where {root} has {free / 1e9:.1f} GB "
+                                f"free: {advice}")
 
 
 def figures_dir() -> Path:

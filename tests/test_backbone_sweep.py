@@ -129,3 +129,33 @@ def test_sweep_folder_names_and_registered_figures(cache_dir, smoke, tmp_path):
         fg.draw_figure("fig01_split_mean_rank", tiny)
     with pytest.raises(ValueError, match="drawn per sweep, not per run"):
         fg.draw_figure("fig09_sweep_heatmap", fg.Run("smoke", (("fgclip-tiny", None),), "random:0", {}))
+
+
+def test_weights_not_yet_cached_must_fit_before_a_sweep_downloads_any(cache_dir, smoke, tmp_path, monkeypatch, capsys):
+    """With drive_cache the weights go to Drive: a panel whose weights would not fit stops before its first
+    download, naming a smaller panel; weights already cached count as nothing to fetch."""
+    import shutil
+    from collections import namedtuple
+
+    import open_clip
+
+    from fgclip_utils.cache import WEIGHTS_ENV, InsufficientSpace
+    from fgclip_utils.extraction.model_sets import check_weights_space, parameter_counts, weights_cached
+
+    monkeypatch.setenv(WEIGHTS_ENV, str(tmp_path / "weights"))
+    (tmp_path / "weights").mkdir()
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: namedtuple("usage", "total used free")(0, 0, 15e9))
+    assert check_weights_space([("fgclip-tiny", None)]) == 0 and weights_cached("fgclip-tiny", None)
+    assert not weights_cached("ViT-B-16", "openai")
+    need = check_weights_space([("ViT-B-16", "openai")])
+    assert need == parameter_counts("ViT-B-16")[0] * 4
+    assert "fetching the weights of 1 backbone(s)" in capsys.readouterr().out
+    repo = open_clip.get_pretrained_cfg("ViT-B-16", "openai")["hf_hub"].rstrip("/").replace("/", "--")
+    snapshot = tmp_path / "weights" / f"models--{repo}" / "snapshots" / "abc"
+    snapshot.mkdir(parents=True)
+    assert not weights_cached("ViT-B-16", "openai")  # a snapshot folder without its file is not a download
+    (snapshot / "open_clip_pytorch_model.bin").write_bytes(b"weights")
+    assert weights_cached("ViT-B-16", "openai") and check_weights_space([("ViT-B-16", "openai")]) == 0
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: namedtuple("usage", "total used free")(0, 0, 5e9))
+    with pytest.raises(InsufficientSpace, match=r"the weights of 3 backbone\(s\) need about 4.\d GB .* smaller panel"):
+        fg.sweep_vanilla(smoke, fg.model_set("openai").pairs(), progress=False)  # nothing loaded: no network needed

@@ -125,9 +125,9 @@ def test_a_full_run_on_a_simulated_colab_disk_fits_or_stops_before_any_download(
     the fetch before it starts, naming the settings that make it fit. The README's plan says the same."""
     from collections import namedtuple
 
-    from fgclip_utils.cache import CACHE_ENV, FIGURES_ENV, IMAGES_ENV, WEIGHTS_ENV
+    from fgclip_utils.cache import CACHE_ENV, FIGURES_ENV, IMAGES_ENV, WEIGHTS_ENV, InsufficientSpace
     from fgclip_utils.data import coco_images
-    from fgclip_utils.data.coco_images import InsufficientSpace, check_space, default_image_root
+    from fgclip_utils.data.coco_images import check_space, default_image_root
 
     for name in (CACHE_ENV, FIGURES_ENV, IMAGES_ENV, WEIGHTS_ENV):
         monkeypatch.setenv(name, "")

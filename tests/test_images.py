@@ -187,8 +187,8 @@ def test_an_image_too_large_or_of_another_size_is_refused_from_its_header_before
 def test_images_that_would_not_fit_stop_the_fetch_before_any_download(server, tmp_path, monkeypatch, capsys):
     from collections import namedtuple
 
+    from fgclip_utils.cache import InsufficientSpace
     from fgclip_utils.data import coco_images
-    from fgclip_utils.data.coco_images import InsufficientSpace
 
     server.add("a.jpg", _jpeg())
     split = _split(tmp_path, server, ["a.jpg"])

@@ -9,7 +9,6 @@ authors' rule (:func:`crop_box`).
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import re
@@ -22,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from ..atomic_io import atomic_path, atomic_write_json, remove_stale_temporaries, sha256_file, sha256_json
-from ..cache import images_dir
+from ..cache import images_dir, require_space
 from .assets import COCO_IMAGE_DEADLINE, COCO_IMAGE_MAX_BYTES
 from .download import DownloadError, download_many
 from .fgovd import Split
@@ -245,32 +244,20 @@ def _link(twin: Path, dest: Path) -> None:
 
 
 COCO_MEAN_IMAGE_BYTES = 160_000  # val2017: 788 MB / 5,000 images; train2017: 18 GB / 118,287
-SPACE_MARGIN_BYTES = 2 * 10 ** 9  # left free for the embeddings, checkpoints and the system
-
-
-class InsufficientSpace(OSError):
-    """The images to fetch will not fit on the disk that would hold them; nothing was downloaded."""
 
 
 def check_space(n_images: int, root: Path, desc: str = "images", linked: int = 0) -> None:
     """Say how many images will be fetched (and about how many GB) into ``root`` and how much room is free there
     (and how many, ``linked``, are there already under their other COCO year's name);
-    :class:`InsufficientSpace`, before any download, when they would not fit with a margin."""
+    :class:`~fgclip_utils.cache.InsufficientSpace`, before any download, when they would not fit with a margin."""
     if linked:
         print(f"{desc}: {linked:,} images are already in {root} under their other COCO year's name: linked, "
               "not fetched")
-    if not n_images:
-        return
-    need = n_images * COCO_MEAN_IMAGE_BYTES
-    probe = next(p for p in (root, *root.parents) if p.exists())
-    free = shutil.disk_usage(probe).free
-    print(f"{desc}: fetching {n_images:,} images (about {need / 1e9:.1f} GB) into {root}; {free / 1e9:.1f} GB free")
-    if need + SPACE_MARGIN_BYTES > free:
-        raise InsufficientSpace(errno.ENOSPC, f"{n_images:,} images need about {need / 1e9:.1f} GB (and "
-                                f"{SPACE_MARGIN_BYTES / 1e9:.0f} GB to spare) where {root} has {free / 1e9:.1f} GB "
-                                "free: free some space, point $FGCLIP_IMAGES at a larger disk (on Colab, untick "
-                                "images_on_drive), or fetch fewer images (notebook 02: warmup_start='released' "
-                                "skips stage 1's COCO images, warmup_images caps them)")
+    if n_images:
+        require_space(n_images * COCO_MEAN_IMAGE_BYTES, root, f"{n_images:,} images",
+                      "free some space, point $FGCLIP_IMAGES at a larger disk (on Colab, untick images_on_drive), or "
+                      "fetch fewer images (notebook 02: warmup_start='released' skips stage 1's COCO images, "
+                      "warmup_images caps them)", desc=desc)
 
 
 def _image_validator(size: tuple[int, int] | None):

@@ -27,7 +27,7 @@ from ..evaluation.ranking import paper_aggregate
 from ..extraction.clip_models import ClipBundle, load_clip
 from ..extraction.crop_pipeline import shared_decode_groups
 from ..extraction.embedding_cache import embed_splits
-from ..extraction.model_sets import Backbone, family_of
+from ..extraction.model_sets import Backbone, check_weights_space, family_of
 from ..heads.paper_recipe import needs_warmup, paper_head
 from ..heads.recipe_data import recipe_embeddings
 from ..heads.study_recipe import load_or_train_head
@@ -215,6 +215,7 @@ def _sweep(profile: Profile, backbones: Sequence[Pair], kind: str | None, splits
            progress: bool, keep_going: bool, on_backbone) -> SweepTables:
     """The loop of both sweeps: a window of backbones at a time, one extraction per shared-decode group, then
     each backbone's vanilla rows and, with ``kind``, its head."""
+    check_weights_space(backbones)  # before any download: a full panel's weights are tens of GB
     bench = load_benchmark(profile, "test", splits)
     failures: list[Failure] = []
     info, tables, heads = [], [], []
