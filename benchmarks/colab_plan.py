@@ -8,40 +8,59 @@ The rates are assumptions from the CPU build machine, not GPU measurements.
 It then adds up what each place holds under the storage plan (``drive_cache``: images on the runtime's disk,
 embeddings and model weights on Drive; ``--images-on-drive``: the images on Drive too) against a Colab disk
 (``--local-gb``, about 100 GB free) and a free Drive (``--drive-gb``, 15 GB), and says whether the run fits, or
-which setting makes it fit. Photos Colab already holds under their other COCO year's name are linked, not counted
-twice; the FG-OVD Hard training split's ``train2017/`` images are such photos when stage 1 runs.
+which setting makes it fit. It also estimates the stage 1 of each paper head that trains one (the
+FLOPs of one step counted on a real batch, at 40% of the GPU's fp32 peak, at least 1 ms a step). Photos
+Colab already holds under their other COCO year's name are linked, not counted twice; the FG-OVD Hard training
+split's ``train2017/`` images are such photos when stage 1 runs.
 
     .venv/bin/python benchmarks/colab_plan.py [--model ViT-B-16] [--workers 1] [--fgovd-images 6000]
-        [--local-gb 100] [--drive-gb 15] [--images-on-drive] [--warmup-start train|released]
+        [--local-gb 100] [--drive-gb 15] [--images-on-drive] [--warmup-start train|released] [--heads KIND ...]
 """
 from __future__ import annotations
 
 import argparse
 
 from fgclip_utils.data.coco_images import COCO_MEAN_IMAGE_BYTES
-from fgclip_utils.extraction.cost_estimate import DECODE_IMAGES_PER_S, GPU_EFFICIENCY, GPU_PEAK_TFLOPS, forward_flops
+from fgclip_utils.extraction.cost_estimate import (
+    DECODE_IMAGES_PER_S,
+    GPU_EFFICIENCY,
+    GPU_PEAK_TFLOPS,
+    forward_flops,
+    step_flops,
+    training_seconds,
+)
+from fgclip_utils.heads.paper_heads import PAPER_HEAD_KINDS
+from fgclip_utils.heads.paper_recipe import RELEASED_WARMUP
 
 KARPATHY_TRAIN, KARPATHY_CAPTIONS = 113_287, 566_435  # train + restval, 5 captions each (STUDY.md 7.4)
 WEIGHTS_GB = 0.6  # ViT-B/16's open_clip weights (the README's downloads table)
 
 
-def steps(fgovd_images: int, warmup_start: str = "train") -> list[tuple[str, str, int, int, int]]:
+PAPER_KINDS = tuple(PAPER_HEAD_KINDS)
+
+
+def stage1_kinds(warmup_start: str = "train", kinds=PAPER_KINDS) -> list[str]:
+    """The paper heads that train stage 1: all with ``warmup_start='train'``, else those with no released warm-up."""
+    return [k for k in kinds if warmup_start == "train" or k not in RELEASED_WARMUP]
+
+
+def steps(fgovd_images: int, warmup_start: str = "train", kinds=PAPER_KINDS) -> list[tuple[str, str, int, int, int]]:
     """(step, notebook, images decoded, crops or images encoded, captions encoded)."""
     plan = [
         ("FG-OVD test splits, 8 (crops, 11 captions each)", "01", fgovd_images, 3 * fgovd_images, 33 * fgovd_images),
         ("COCO Karpathy test + val (5,000 + 5,000 images, 5 captions each)", "02", 10_000, 10_000, 50_000),
     ]
-    if warmup_start == "train":
-        plan.append(("COCO Karpathy train + restval, stage 1 (none with warmup_start='released')", "02",
-                     KARPATHY_TRAIN, KARPATHY_TRAIN, KARPATHY_CAPTIONS))
+    if stage1_kinds(warmup_start, kinds):
+        plan.append(("COCO Karpathy train + restval, stage 1 (none with warmup_start='released' and no "
+                     "paper-attention)", "02", KARPATHY_TRAIN, KARPATHY_TRAIN, KARPATHY_CAPTIONS))
     return plan
 
 
-def storage(fgovd_images: int, dim: int, *, warmup_start: str = "train", images_on_drive: bool = False,
-            local_gb: float = 100.0, drive_gb: float = 15.0) -> dict:
+def storage(fgovd_images: int, dim: int, *, warmup_start: str = "train", kinds=PAPER_KINDS,
+            images_on_drive: bool = False, local_gb: float = 100.0, drive_gb: float = 15.0) -> dict:
     """GB on the runtime's disk and on Drive, whether each fits its budget, and what would make it fit."""
     images = embeddings = 0.0
-    for _, _, n_images, crops, captions in steps(fgovd_images, warmup_start):
+    for _, _, n_images, crops, captions in steps(fgovd_images, warmup_start, kinds):
         images += n_images * COCO_MEAN_IMAGE_BYTES / 1e9
         embeddings += (crops + captions) * (dim + 1) * 4 / 1e9  # fp32 rows and their norms
     drive = embeddings + WEIGHTS_GB + (images if images_on_drive else 0.0)
@@ -50,11 +69,37 @@ def storage(fgovd_images: int, dim: int, *, warmup_start: str = "train", images_
     advice = ""
     if not fits:
         options = ["untick images_on_drive (the images go to the runtime's disk)"] if images_on_drive else []
-        if warmup_start == "train":
-            options.append("warmup_start='released' (no stage-1 COCO images)")
+        if stage1_kinds(warmup_start, kinds):
+            options.append("warmup_start='released' and paper_kinds without 'paper-attention' (no stage-1 COCO "
+                           "images)")
         advice = "; or ".join(options) or "free some space"
     return {"local_gb": local, "drive_gb": drive, "images_gb": images, "embeddings_gb": embeddings, "fits": fits,
             "local_budget_gb": local_gb, "drive_budget_gb": drive_gb, "advice": advice}
+
+
+def stage1_training(dim: int, kinds, gpus: dict[str, float]) -> list[tuple[str, int, dict[str, float]]]:
+    """(kind, forward GFLOP of one stage-1 step, {gpu: minutes}) of the paper's stage 1 over Karpathy train +
+    restval (its batch, epochs and validation on Karpathy val), counted on a real batch of unit vectors."""
+    import torch
+
+    from fgclip_utils.heads.architectures import build_head
+    from fgclip_utils.heads.losses import warmup_hinge
+    from fgclip_utils.profiles import PaperRecipe
+
+    stage = PaperRecipe().warmup
+    g = torch.Generator().manual_seed(0)
+    image, text = (torch.nn.functional.normalize(torch.randn(stage.batch_size, dim, generator=g), dim=-1)
+                   for _ in range(2))
+    rows = []
+    for kind in kinds:
+        head = build_head(kind, dim, seed=0)
+        forward = step_flops(head, lambda idx, h=head: warmup_hinge(h.similarity_matrix(image[idx], text[idx]),
+                                                                     stage.margin), stage.batch_size)
+        minutes = {gpu: training_seconds(forward, KARPATHY_CAPTIONS, stage.batch_size, stage.epochs,
+                                         tflops * GPU_EFFICIENCY, True, n_val=25_000) / 60
+                   for gpu, tflops in gpus.items()}
+        rows.append((kind, forward, minutes))
+    return rows
 
 
 def main(argv=None) -> int:
@@ -68,6 +113,8 @@ def main(argv=None) -> int:
     ap.add_argument("--drive-gb", type=float, default=15.0, help="free space on Google Drive")
     ap.add_argument("--images-on-drive", action="store_true", help="the notebooks' images_on_drive setting")
     ap.add_argument("--warmup-start", default="train", choices=["train", "released"])
+    ap.add_argument("--heads", nargs="*", default=list(PAPER_KINDS), choices=PAPER_KINDS,
+                    help="notebook 02's paper_kinds (default: all five)")
     args = ap.parse_args(argv)
     import fgclip_utils as fg
 
@@ -80,7 +127,7 @@ def main(argv=None) -> int:
           f"{GPU_EFFICIENCY:.0%} of fp16 peak; decode {DECODE_IMAGES_PER_S:.0f} images/s x {args.workers} worker(s)")
     print("| step | notebook | images (GB, runtime disk) | " + " | ".join(f"{g} min" for g in gpus) + " |")
     print("| --- | --- | --- | " + " | ".join("---" for _ in gpus) + " |")
-    for name, notebook, images, crops, captions in steps(args.fgovd_images, args.warmup_start):
+    for name, notebook, images, crops, captions in steps(args.fgovd_images, args.warmup_start, args.heads):
         decode = images / (DECODE_IMAGES_PER_S * args.workers)
         cells = []
         for peak in gpus.values():
@@ -88,7 +135,15 @@ def main(argv=None) -> int:
             cells.append(f"{max(decode, model) / 60:.1f}" + (" (decode)" if decode >= model else " (model)"))
         gb = images * COCO_MEAN_IMAGE_BYTES / 1e9
         print(f"| {name} | {notebook} | {images:,} ({gb:.1f}) | " + " | ".join(cells) + " |")
-    plan = storage(args.fgovd_images, int(bundle.embed_dim), warmup_start=args.warmup_start,
+    trained = stage1_kinds(args.warmup_start, args.heads)
+    if trained:
+        fp32 = {g: GPU_PEAK_TFLOPS[g]["fp32"] for g in gpus}
+        print(f"| paper heads' stage 1 ({KARPATHY_CAPTIONS:,} pairs, 10 epochs, fp32 at {GPU_EFFICIENCY:.0%} of "
+              "peak) | 02 | - | " + " | ".join("" for _ in gpus) + " |")
+        for kind, forward, minutes in stage1_training(int(bundle.embed_dim), trained, fp32):
+            print(f"| {kind}: {3 * forward / 1e9:,.1f} GFLOP a step | 02 | - | "
+                  + " | ".join(f"{minutes[g]:,.1f}" for g in gpus) + " |")
+    plan = storage(args.fgovd_images, int(bundle.embed_dim), warmup_start=args.warmup_start, kinds=args.heads,
                    images_on_drive=args.images_on_drive, local_gb=args.local_gb, drive_gb=args.drive_gb)
     print(f"runtime disk: {plan['local_gb']:.1f} of {args.local_gb:.0f} GB free; Drive: {plan['drive_gb']:.1f} of "
           f"{args.drive_gb:.0f} GB free (embeddings {plan['embeddings_gb']:.1f} GB, weights {WEIGHTS_GB} GB"

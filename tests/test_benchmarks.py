@@ -79,6 +79,7 @@ def test_colab_plan_prints_each_step_for_each_gpu(capsys):
     assert "| step | notebook | images (GB, runtime disk) | T4 min | L4 min | A100 min |" in out
     assert "| 113,287 (18.1) |" in out and "| 100 (0.0) |" in out
     assert "runtime disk: 19.7 of 100 GB free; Drive: 0.8 of 15 GB free" in out and out.rstrip().endswith("fits")
+    assert "| paper-attention: " in out and "| paper-linear-text: " in out  # each head's stage 1, per GPU
     assert load("colab_plan").main(["--model", "fgclip-tiny", "--images-on-drive"]) == 1
     assert "does NOT fit: untick images_on_drive" in capsys.readouterr().out
 

@@ -142,11 +142,15 @@ def test_a_full_run_on_a_simulated_colab_disk_fits_or_stops_before_any_download(
     module = importlib.util.module_from_spec(plan)
     plan.loader.exec_module(module)
     images = sum(n for _, _, n, _, _ in module.steps(6000))
+    released_kinds = [k for k in module.PAPER_KINDS if k != "paper-attention"]
     assert images == 6000 + 10_000 + 113_287
     if images_on_drive:
-        with pytest.raises(InsufficientSpace, match=r"untick images_on_drive.*warmup_start='released'"):
+        advice = r"untick images_on_drive.*warmup_start='released' with paper_kinds without 'paper-attention'"
+        with pytest.raises(InsufficientSpace, match=advice):
             check_space(images, default_image_root())
-        released = sum(n for _, _, n, _, _ in module.steps(6000, "released"))
+        # no attention warm-up was released: paper-attention keeps stage 1 and its images unless left out
+        assert sum(n for _, _, n, _, _ in module.steps(6000, "released")) == images
+        released = sum(n for _, _, n, _, _ in module.steps(6000, "released", released_kinds))
         check_space(released, default_image_root())  # what the message advises fits
     else:
         check_space(images, default_image_root())
@@ -155,6 +159,7 @@ def test_a_full_run_on_a_simulated_colab_disk_fits_or_stops_before_any_download(
     if images_on_drive:
         assert stored["drive_gb"] > 15 and stored["local_gb"] == 0
         assert "warmup_start='released'" in stored["advice"] and "untick images_on_drive" in stored["advice"]
-        assert module.storage(6000, 512, images_on_drive=True, warmup_start="released")["fits"]
+        assert not module.storage(6000, 512, images_on_drive=True, warmup_start="released")["fits"]
+        assert module.storage(6000, 512, images_on_drive=True, warmup_start="released", kinds=released_kinds)["fits"]
     else:
         assert stored["drive_gb"] < 15 < stored["local_gb"] < 100 and not stored["advice"]

@@ -176,3 +176,16 @@ def test_a_saturated_paper_head_is_divergence_even_with_finite_loss_and_bounded_
         paper_recipe.train_stage(head, data.finetune_train, data.finetune_val, replace(P.paper.finetune, epochs=1),
                                  checkpoint, "k", device="cpu", progress=False)
     assert not checkpoint.exists()
+
+
+def test_released_warm_ups_say_which_kinds_still_train_stage_one(tiny_clip, monkeypatch, capsys):
+    assert paper_recipe.needs_warmup(["paper-linear"], "released", tiny_clip)  # released heads need OpenAI B/16
+    assert "the released heads do not fit fgclip-tiny" in capsys.readouterr().out
+    monkeypatch.setattr(paper_recipe, "released_heads_fit", lambda bundle: True)
+    assert not paper_recipe.needs_warmup(["paper-linear", "paper-mlp"], "released", tiny_clip)
+    assert capsys.readouterr().out == ""
+    assert paper_recipe.needs_warmup(["paper-linear", "paper-attention"], "released", tiny_clip)
+    out = capsys.readouterr().out
+    assert "paper-attention still train stage 1" in out and "no released warm-up exists" in out
+    assert "paper-linear" not in out and paper_recipe.needs_warmup(["paper-linear"], "train", tiny_clip)
+    assert capsys.readouterr().out == ""

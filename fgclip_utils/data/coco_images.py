@@ -256,8 +256,9 @@ def check_space(n_images: int, root: Path, desc: str = "images", linked: int = 0
     if n_images:
         require_space(n_images * COCO_MEAN_IMAGE_BYTES, root, f"{n_images:,} images",
                       "free some space, point $FGCLIP_IMAGES at a larger disk (on Colab, untick images_on_drive), or "
-                      "fetch fewer images (notebook 02: warmup_start='released' skips stage 1's COCO images, "
-                      "warmup_images caps them)", desc=desc)
+                      "fetch fewer images (notebook 02: warmup_start='released' with paper_kinds without "
+                      "'paper-attention', which has no released warm-up, skips stage 1's COCO images; warmup_images "
+                      "caps them)", desc=desc)
 
 
 def _image_validator(size: tuple[int, int] | None):

@@ -1,5 +1,5 @@
-"""What an extraction will cost, said before it starts: FLOPs per crop and caption, the device's peak, and an
-estimate of the minutes.
+"""What an extraction or a head's training will cost, said before it starts: FLOPs per crop and caption (per
+training step), the device's peak, and an estimate of the minutes.
 
 :func:`forward_flops` counts a model's FLOPs per crop and per caption with ``torch.utils.flop_counter``
 (matrix products, convolutions and attention; element-wise work is not counted, as usual). A GPU's peak is the
@@ -91,6 +91,16 @@ def _flops_of(bundle: ClipBundle) -> tuple[int, int]:
     return _FLOPS[key]
 
 
+def _device_rate(device: torch.device, precision: str) -> tuple[float, str]:
+    """(TFLOP/s assumed, how) for work on ``device`` in ``precision``."""
+    peak = nominal_peak_tflops(device, precision)
+    if peak is not None:
+        return peak[0] * GPU_EFFICIENCY, f"{GPU_EFFICIENCY:.0%} of the {peak[1]}'s {peak[0]:.0f} TFLOP/s peak"
+    if device.type == "cuda":
+        return 8.1 * GPU_EFFICIENCY, f"an unknown GPU taken as a T4 ({GPU_EFFICIENCY:.0%} of 8.1 TFLOP/s)"
+    return CPU_TFLOPS, f"{CPU_TFLOPS} TFLOP/s on this CPU"
+
+
 def extraction_estimate(backbones: ClipBundle | Sequence[ClipBundle], n_images: int, n_crops: int,
                         n_captions: int, workers: int, precision: str = "auto") -> tuple[float, str]:
     """(seconds, how it was estimated) for embedding ``n_crops`` crops of ``n_images`` images and ``n_captions``
@@ -100,18 +110,63 @@ def extraction_estimate(backbones: ClipBundle | Sequence[ClipBundle], n_images: 
     for bundle in bundles:
         image_flops, text_flops = _flops_of(bundle)
         flops += n_crops * image_flops + n_captions * text_flops
-    device = bundles[0].device
-    peak = nominal_peak_tflops(device, precision)
-    if peak is not None:
-        rate, basis = peak[0] * GPU_EFFICIENCY, f"{GPU_EFFICIENCY:.0%} of the {peak[1]}'s {peak[0]:.0f} TFLOP/s peak"
-    elif device.type == "cuda":
-        rate, basis = 8.1 * GPU_EFFICIENCY, f"an unknown GPU taken as a T4 ({GPU_EFFICIENCY:.0%} of 8.1 TFLOP/s)"
-    else:
-        rate, basis = CPU_TFLOPS, f"{CPU_TFLOPS} TFLOP/s on this CPU"
+    rate, basis = _device_rate(bundles[0].device, precision)
     decode_s = n_images / (DECODE_IMAGES_PER_S * max(1, workers))
     how = (f"{flops / 1e12:.2f} TFLOP at {basis}; {n_images:,} images decoded at {DECODE_IMAGES_PER_S:.0f}/s per "
            f"worker x {max(1, workers)}; assumed rates, not measured on this device")
     return max(flops / (rate * 1e12), decode_s), how
+
+
+GPU_STEP_FLOOR_S = 1e-3  # the least one optimizer step of a small head takes on a GPU: its kernel launches (assumed)
+
+
+def step_flops(head: torch.nn.Module, step_loss, batch_size: int, device: str | torch.device = "cpu",
+               generator: torch.Generator | None = None) -> int:
+    """FLOPs of one forward ``step_loss(idx)`` of a batch of ``batch_size`` rows, counted on a real batch; the
+    counting leaves the head, its gradients, the random number generators and ``generator`` as they were."""
+    device = torch.device(device)
+    idx = torch.arange(batch_size, device=device)
+    state = generator.get_state() if generator is not None else None
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.no_grad():
+        forward = _count(head, lambda: step_loss(idx))
+    if state is not None:
+        generator.set_state(state)
+    return forward
+
+
+def training_seconds(forward_flops: int, n_rows: int, batch_size: int, epochs: int, tflops: float, gpu: bool,
+                     n_val: int = 0) -> float:
+    """Seconds of ``epochs`` over ``n_rows`` rows (and validation over ``n_val``) at ``tflops``: three times a
+    step's forward FLOPs per training step (forward and backward), at least :data:`GPU_STEP_FLOOR_S` a step on a
+    GPU."""
+    step_s = max(3 * forward_flops / (tflops * 1e12), GPU_STEP_FLOOR_S if gpu else 0.0)
+    return epochs * (-(-n_rows // batch_size) * step_s + -(-n_val // batch_size) * forward_flops / (tflops * 1e12))
+
+
+def training_estimate(head: torch.nn.Module, step_loss, n_rows: int, batch_size: int, epochs: int,
+                      device: str | torch.device, n_val: int = 0, generator: torch.Generator | None = None
+                      ) -> tuple[float, str]:
+    """(seconds, how) for ``epochs`` of training ``head`` on ``n_rows`` rows in batches of ``batch_size``, each
+    epoch validated on ``n_val`` rows (:func:`step_flops`, :func:`training_seconds`), at the device's fp32 rate."""
+    device = torch.device(device)
+    forward = step_flops(head, step_loss, min(batch_size, n_rows), device, generator)
+    rate, basis = _device_rate(device, "fp32")
+    seconds = training_seconds(forward, n_rows, batch_size, epochs, rate, device.type == "cuda", n_val)
+    return seconds, f"{3 * forward / 1e9:.2f} GFLOP a step at {basis}; assumed rates, not measured on this device"
+
+
+def say_training_estimate(head: torch.nn.Module, step_loss, n_rows: int, batch_size: int, epochs: int, device,
+                          what: str, n_val: int = 0, generator: torch.Generator | None = None) -> float:
+    """Print, before a head's training starts, its steps and about how long they will take (at most: early
+    stopping may end it sooner); return the estimated seconds."""
+    seconds, how = training_estimate(head, step_loss, n_rows, batch_size, epochs, device, n_val, generator)
+    print(f"{what}: at most {epochs} epochs of {-(-n_rows // batch_size):,} steps ({n_rows:,} rows, batch "
+          f"{batch_size}), about {_duration(seconds)} (estimate: {how})")
+    return seconds
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
 
 
 def say_estimate(backbones, n_images: int, n_crops: int, n_captions: int, workers: int, precision: str,
@@ -119,7 +174,6 @@ def say_estimate(backbones, n_images: int, n_crops: int, n_captions: int, worker
     """Print, before a long extraction starts, what it will do and about how long it will take; return the
     estimated seconds."""
     seconds, how = extraction_estimate(backbones, n_images, n_crops, n_captions, workers, precision)
-    minutes = f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
-    print(f"{what}: {n_crops:,} crops of {n_images:,} images and {n_captions:,} captions, about {minutes} "
+    print(f"{what}: {n_crops:,} crops of {n_images:,} images and {n_captions:,} captions, about {_duration(seconds)} "
           f"(estimate: {how})")
     return seconds

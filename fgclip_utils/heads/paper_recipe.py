@@ -30,6 +30,7 @@ from ..cache import cache_folder
 from ..evaluation.ranking import rank_positive, summarize
 from ..evaluation.similarity import SimilarityHead
 from ..extraction.clip_models import ClipBundle, default_device
+from ..extraction.cost_estimate import say_training_estimate
 from ..extraction.embedding_cache import CaptionEmbeddings, SplitEmbeddings
 from ..profiles import Profile, StageConfig
 from .checkpoints import checkpoint_key, read_sidecar, save_head, train_or_load
@@ -171,6 +172,8 @@ def train_stage(head: SimilarityHead, train: PairData | RowData, val: PairData |
     loss_of = _stage_loss(stage)
     val_loss, val_rank = validation(head, val, stage)
     check_finite("validation loss", val_loss, 0, head.kind)
+    say_training_estimate(head, lambda idx: loss_of(train.batch_scores(head, idx)), len(train), stage.batch_size,
+                          stage.epochs, device, desc or f"{head.kind} {stage.stage}", n_val=len(val))
     rows = [{"epoch": 0, "train_loss": float("nan"), "val_loss": val_loss, "val_mean_rank": val_rank, "seconds": 0.0}]
     best_state, best_epoch, best_loss = None, 0, float("inf")
     start = time.perf_counter()
@@ -331,9 +334,15 @@ def train_paper_heads(profile: Profile, bundle: ClipBundle, data: PaperData, kin
 
 
 def needs_warmup(kinds, warmup_start: str, bundle: ClipBundle) -> bool:
-    """Whether any of ``kinds`` must train stage 1 (no usable released warm-up to start from)."""
-    return any(not (warmup_start == "released" and kind in RELEASED_WARMUP and released_heads_fit(bundle))
-               for kind in kinds)
+    """Whether any of ``kinds`` must train stage 1 (no usable released warm-up to start from); with
+    ``warmup_start="released"``, says which kinds still need it (and so stage 1's COCO images) and why."""
+    fits = released_heads_fit(bundle)
+    need = [kind for kind in kinds if not (warmup_start == "released" and kind in RELEASED_WARMUP and fits)]
+    if need and warmup_start == "released":
+        why = "no released warm-up exists for them" if fits else f"the released heads do not fit {bundle.label}"
+        print(f"warmup_start='released': {', '.join(need)} still train stage 1 on COCO Karpathy train + restval "
+              f"({why}); leave them out of the kinds to skip stage 1 and its images")
+    return bool(need)
 
 
 def paper_head(profile: Profile, bundle: ClipBundle, kind: str, *, warmup_start: str = "train",

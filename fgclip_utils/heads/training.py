@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from ..evaluation.fine_grained import evaluate_split
 from ..evaluation.similarity import SimilarityHead
 from ..extraction.clip_models import default_device
+from ..extraction.cost_estimate import say_training_estimate
 from ..extraction.embedding_cache import SplitEmbeddings
 from ..profiles import TrainConfig
 from .checkpoints import load_head_state, save_head
@@ -182,6 +183,8 @@ def train_head(head: SimilarityHead, train: SplitEmbeddings, val: SplitEmbedding
     best_acc, best_epoch, stale, rows = validate(0), 0, 0, []
     rows.append({"epoch": 0, "train_loss": float("nan"), "val_accuracy": best_acc, "seconds": 0.0})
     best_state = snapshot_state(head)
+    say_training_estimate(head, step_loss, len(train), cfg.batch_size, cfg.epochs, device,
+                          desc or f"{kind}/{cfg.loss}", n_val=len(val), generator=generator)
     start = time.perf_counter()
     bar = tqdm(range(1, cfg.epochs + 1), desc=desc or f"{getattr(head, 'kind', 'head')}/{cfg.loss}",
                disable=not progress, unit="epoch")
