@@ -140,7 +140,7 @@ def test_weights_not_yet_cached_must_fit_before_a_sweep_downloads_any(cache_dir,
     import open_clip
 
     from fgclip_utils.cache import WEIGHTS_ENV, InsufficientSpace
-    from fgclip_utils.extraction.model_sets import check_weights_space, parameter_counts, weights_cached
+    from fgclip_utils.extraction.clip_models import check_weights_space, parameter_counts, weights_cached
 
     monkeypatch.setenv(WEIGHTS_ENV, str(tmp_path / "weights"))
     (tmp_path / "weights").mkdir()
@@ -159,3 +159,6 @@ def test_weights_not_yet_cached_must_fit_before_a_sweep_downloads_any(cache_dir,
     monkeypatch.setattr(shutil, "disk_usage", lambda p: namedtuple("usage", "total used free")(0, 0, 5e9))
     with pytest.raises(InsufficientSpace, match=r"the weights of 3 backbone\(s\) need about 4.\d GB .* smaller panel"):
         fg.sweep_vanilla(smoke, fg.model_set("openai").pairs(), progress=False)  # nothing loaded: no network needed
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: namedtuple("usage", "total used free")(0, 0, 1e9))
+    with pytest.raises(InsufficientSpace, match=r"the weights of 1 backbone\(s\) need about 0.6 GB"):
+        fg.load_clip("ViT-B-32", "openai", device="cpu")  # every notebook's backbone, before open_clip fetches it

@@ -186,7 +186,8 @@ def test_the_training_estimate_counts_a_real_step_and_leaves_every_state_as_it_w
     assert seconds == pytest.approx(3 * (steps * 3 * forward + val_batches * forward) / (CPU_TFLOPS * 1e12))
     assert training_seconds(forward, 1000, 64, 3, 1e6, gpu=True) == pytest.approx(3 * steps * GPU_STEP_FLOOR_S)
     assert "GFLOP a step at 0.15 TFLOP/s on this CPU" in how
-    assert say_training_estimate(head, step, 1000, 64, 3, "cpu", "mlp/triplet", n_val=100) == pytest.approx(seconds)
+    assert say_training_estimate(head, step, 1000, 64, 3, "cpu", "mlp/triplet", n_val=100,
+                                 early_stopping=True) == pytest.approx(seconds)
     assert "mlp/triplet: at most 3 epochs of 16 steps (1,000 rows, batch 64), about 0 s" in capsys.readouterr().out
     linear, attention = (build_head(k, 32, seed=0) for k in ("paper-linear", "paper-attention"))
     pairs = {k: step_flops(h, lambda idx, h=h: h.similarity_matrix(image[idx], image[idx]).sum(), 64)

@@ -13,6 +13,7 @@ only: its numbers say nothing about CLIP.
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 import re
 import warnings
@@ -25,9 +26,10 @@ from typing import Any
 
 import open_clip
 import torch
+from huggingface_hub.constants import HF_HUB_CACHE
 
 from ..atomic_io import sha256_file
-from ..cache import weights_dir
+from ..cache import require_space, weights_dir
 from ..profiles import SCHEMES, backbone_label
 from .pixel_transform import PixelTransform, split_transform
 
@@ -169,6 +171,43 @@ def _embed_dim(model: torch.nn.Module, tokenizer: Callable, device: torch.device
     return int(model.encode_text(tokenizer(["a"]).to(device)).shape[-1])
 
 
+@functools.cache
+def parameter_counts(model: str) -> tuple[int, int]:
+    """(all, image tower) parameters of open_clip's ``model``, built on the meta device (no memory, no weights);
+    once per model name, however many of its weights a panel lists."""
+    net = open_clip.create_model(model, device="meta")
+    return sum(p.numel() for p in net.parameters()), sum(p.numel() for p in net.visual.parameters())
+
+
+def weights_cached(model: str, pretrained: str | None, cache_dir: str | None = None) -> bool:
+    """Whether open_clip would find ``model``'s ``pretrained`` weights in ``cache_dir`` (default
+    :func:`~fgclip_utils.cache.weights_dir`, else the Hugging Face cache) without downloading them; random init,
+    a weights file and a name open_clip does not list count as nothing to fetch."""
+    cfg = open_clip.get_pretrained_cfg(model, pretrained) if pretrained and not os.path.isfile(pretrained) else {}
+    root = Path(cache_dir or weights_dir() or HF_HUB_CACHE)
+    if cfg.get("hf_hub"):
+        snapshots = root / f"models--{os.path.split(cfg['hf_hub'])[0].replace('/', '--')}" / "snapshots"
+        return snapshots.is_dir() and any(f.is_file() for f in snapshots.rglob("*"))
+    if cfg.get("url"):
+        return (Path(cache_dir or weights_dir() or Path.home() / ".cache" / "clip") / os.path.basename(cfg["url"])
+                ).is_file()
+    return True
+
+
+def check_weights_space(pairs) -> float:
+    """Bytes of the weights of ``pairs`` (model, pretrained) not yet in the weights cache (about 4 per parameter);
+    before any is downloaded, says so and raises :class:`~fgclip_utils.cache.InsufficientSpace` when they would
+    not fit there (on Colab with ``drive_cache``: on Drive)."""
+    todo = [(m, p) for m, p in pairs if not weights_cached(m, p)]
+    need = sum(parameter_counts(m)[0] * 4 for m, _ in todo)
+    if need:
+        require_space(need, weights_dir() or HF_HUB_CACHE, f"the weights of {len(todo)} backbone(s)",
+                      "free some space where the weights go ($FGCLIP_WEIGHTS; on Colab with drive_cache, Drive), or "
+                      "sweep a smaller panel (model_set 'openai' or 'all-small', or a list of backbones)",
+                      desc="model weights")
+    return need
+
+
 def load_clip(name: str, pretrained: str | None = None, device: str | torch.device | None = None, seed: int = 0, *,
               quick_gelu: bool | None = None) -> ClipBundle:
     """Load ``name`` with ``pretrained`` (an open_clip tag, a local weights file, or None for random init), or an
@@ -180,6 +219,7 @@ def load_clip(name: str, pretrained: str | None = None, device: str | torch.devi
     """
     device = torch.device(device) if device else default_device()
     check_backbone(name, pretrained)
+    check_weights_space([(name, pretrained)])
     is_file = bool(pretrained) and os.path.isfile(pretrained)
     file_sha = sha256_file(pretrained) if is_file else None
     if quick_gelu is None:

@@ -152,16 +152,17 @@ def training_estimate(head: torch.nn.Module, step_loss, n_rows: int, batch_size:
     forward = step_flops(head, step_loss, min(batch_size, n_rows), device, generator)
     rate, basis = _device_rate(device, "fp32")
     seconds = training_seconds(forward, n_rows, batch_size, epochs, rate, device.type == "cuda", n_val)
-    return seconds, f"{3 * forward / 1e9:.2f} GFLOP a step at {basis}; assumed rates, not measured on this device"
+    return seconds, f"{3 * forward / 1e9:.3g} GFLOP a step at {basis}; assumed rates, not measured on this device"
 
 
 def say_training_estimate(head: torch.nn.Module, step_loss, n_rows: int, batch_size: int, epochs: int, device,
-                          what: str, n_val: int = 0, generator: torch.Generator | None = None) -> float:
-    """Print, before a head's training starts, its steps and about how long they will take (at most: early
-    stopping may end it sooner); return the estimated seconds."""
+                          what: str, n_val: int = 0, generator: torch.Generator | None = None,
+                          early_stopping: bool = False) -> float:
+    """Print, before a head's training starts, its steps and about how long they will take (``early_stopping``:
+    at most that long); return the estimated seconds."""
     seconds, how = training_estimate(head, step_loss, n_rows, batch_size, epochs, device, n_val, generator)
-    print(f"{what}: at most {epochs} epochs of {-(-n_rows // batch_size):,} steps ({n_rows:,} rows, batch "
-          f"{batch_size}), about {_duration(seconds)} (estimate: {how})")
+    print(f"{what}: {'at most ' if early_stopping else ''}{epochs} epochs of {-(-n_rows // batch_size):,} steps "
+          f"({n_rows:,} rows, batch {batch_size}), about {_duration(seconds)} (estimate: {how})")
     return seconds
 
 

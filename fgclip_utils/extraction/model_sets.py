@@ -8,15 +8,14 @@ on first use (:func:`panel_table` gives their sizes).
 from __future__ import annotations
 
 import difflib
-import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from ..cache import require_space, weights_dir
 from ..profiles import backbone_label
+from .clip_models import parameter_counts
 
 TINY_MODELS = ("fgclip-tiny", "fgclip-tiny-w128", "fgclip-tiny-w192")
 
@@ -165,49 +164,6 @@ def check_backbones(pairs) -> None:
 
     for model, tag in pairs:
         check_backbone(model, tag)
-
-
-@functools.cache
-def parameter_counts(model: str) -> tuple[int, int]:
-    """(all, image tower) parameters of open_clip's ``model``, built on the meta device (no memory, no weights);
-    once per model name, however many of its weights a panel lists."""
-    import open_clip
-
-    net = open_clip.create_model(model, device="meta")
-    return sum(p.numel() for p in net.parameters()), sum(p.numel() for p in net.visual.parameters())
-
-
-def weights_cached(model: str, pretrained: str | None, cache_dir: str | None = None) -> bool:
-    """Whether open_clip would find ``model``'s ``pretrained`` weights in ``cache_dir`` (default
-    :func:`~fgclip_utils.cache.weights_dir`, else the Hugging Face cache) without downloading them; random init,
-    a weights file and a name open_clip does not list count as nothing to fetch."""
-    import open_clip
-    from huggingface_hub.constants import HF_HUB_CACHE
-
-    cfg = open_clip.get_pretrained_cfg(model, pretrained) if pretrained and not os.path.isfile(pretrained) else {}
-    root = Path(cache_dir or weights_dir() or HF_HUB_CACHE)
-    if cfg.get("hf_hub"):
-        snapshots = root / f"models--{os.path.split(cfg['hf_hub'])[0].replace('/', '--')}" / "snapshots"
-        return snapshots.is_dir() and any(f.is_file() for f in snapshots.rglob("*"))
-    if cfg.get("url"):
-        return (Path(cache_dir or weights_dir() or Path.home() / ".cache" / "clip") / os.path.basename(cfg["url"])
-                ).is_file()
-    return True
-
-
-def check_weights_space(pairs) -> float:
-    """Bytes of the weights of ``pairs`` (model, pretrained) not yet in the weights cache (about 4 per parameter);
-    before any is downloaded, says so and raises :class:`~fgclip_utils.cache.InsufficientSpace` when they would
-    not fit there (on Colab with ``drive_cache``: on Drive)."""
-    from huggingface_hub.constants import HF_HUB_CACHE
-
-    todo = [(m, p) for m, p in pairs if not weights_cached(m, p)]
-    need = sum(parameter_counts(m)[0] * 4 for m, _ in todo)
-    if need:
-        require_space(need, weights_dir() or HF_HUB_CACHE, f"the weights of {len(todo)} backbone(s)",
-                      "free some space, or sweep a smaller panel (model_set 'openai' or 'all-small', or a list of "
-                      "backbones)", desc="model weights")
-    return need
 
 
 def panel_table(name_or_pairs, sizes: bool = True) -> pd.DataFrame:

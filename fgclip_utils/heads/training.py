@@ -184,7 +184,7 @@ def train_head(head: SimilarityHead, train: SplitEmbeddings, val: SplitEmbedding
     rows.append({"epoch": 0, "train_loss": float("nan"), "val_accuracy": best_acc, "seconds": 0.0})
     best_state = snapshot_state(head)
     say_training_estimate(head, step_loss, len(train), cfg.batch_size, cfg.epochs, device,
-                          desc or f"{kind}/{cfg.loss}", n_val=len(val), generator=generator)
+                          desc or f"{kind}/{cfg.loss}", n_val=len(val), generator=generator, early_stopping=True)
     start = time.perf_counter()
     bar = tqdm(range(1, cfg.epochs + 1), desc=desc or f"{getattr(head, 'kind', 'head')}/{cfg.loss}",
                disable=not progress, unit="epoch")

@@ -24,10 +24,10 @@ from ..data.benchmark_data import Benchmark, load_benchmark
 from ..evaluation.fine_grained import split_table
 from ..evaluation.method_results import fine_grained_row, split_results
 from ..evaluation.ranking import paper_aggregate
-from ..extraction.clip_models import ClipBundle, load_clip
+from ..extraction.clip_models import ClipBundle, check_weights_space, load_clip
 from ..extraction.crop_pipeline import shared_decode_groups
 from ..extraction.embedding_cache import embed_splits
-from ..extraction.model_sets import Backbone, check_weights_space, family_of
+from ..extraction.model_sets import Backbone, family_of
 from ..heads.paper_recipe import needs_warmup, paper_head
 from ..heads.recipe_data import recipe_embeddings
 from ..heads.study_recipe import load_or_train_head
