@@ -9,7 +9,8 @@ It then adds up what each place holds under the storage plan (``drive_cache``: i
 embeddings and model weights on Drive; ``--images-on-drive``: the images on Drive too) against a Colab disk
 (``--local-gb``, about 100 GB free) and a free Drive (``--drive-gb``, 15 GB), and says whether the run fits, or
 which setting makes it fit. It also estimates the stage 1 of each paper head that trains one (the
-FLOPs of one step counted on a real batch, at 40% of the GPU's fp32 peak, at least 1 ms a step). Photos
+FLOPs of one step's matrix products counted on a real batch, at 40% of the GPU's fp32 peak, at least 1 ms a step;
+beside them, one step timed on this CPU). Photos
 Colab already holds under their other COCO year's name are linked, not counted twice; the FG-OVD Hard training
 split's ``train2017/`` images are such photos when stage 1 runs.
 
@@ -27,7 +28,7 @@ from fgclip_utils.extraction.cost_estimate import (
     GPU_PEAK_TFLOPS,
     forward_flops,
     step_flops,
-    training_seconds,
+    step_seconds,
 )
 from fgclip_utils.heads.paper_heads import PAPER_HEAD_KINDS
 from fgclip_utils.heads.paper_recipe import RELEASED_WARMUP
@@ -77,9 +78,22 @@ def storage(fgovd_images: int, dim: int, *, warmup_start: str = "train", kinds=P
             "local_budget_gb": local_gb, "drive_budget_gb": drive_gb, "advice": advice}
 
 
-def stage1_training(dim: int, kinds, gpus: dict[str, float]) -> list[tuple[str, int, dict[str, float]]]:
-    """(kind, forward GFLOP of one stage-1 step, {gpu: minutes}) of the paper's stage 1 over Karpathy train +
-    restval (its batch, epochs and validation on Karpathy val), counted on a real batch of unit vectors."""
+GPU_STEP_FLOOR_S = 1e-3  # the least one optimizer step of a small head takes on a GPU: its kernel launches (assumed)
+
+
+def training_seconds(forward_flops: int, n_rows: int, batch_size: int, epochs: int, tflops: float,
+                     n_val: int = 0) -> float:
+    """Seconds of ``epochs`` over ``n_rows`` rows (and validation over ``n_val``) on a GPU at ``tflops``: three
+    times a step's forward FLOPs per training step (forward and backward), at least :data:`GPU_STEP_FLOOR_S`."""
+    step_s = max(3 * forward_flops / (tflops * 1e12), GPU_STEP_FLOOR_S)
+    return epochs * (-(-n_rows // batch_size) * step_s + -(-n_val // batch_size) * forward_flops / (tflops * 1e12))
+
+
+def stage1_training(dim: int, kinds, gpus: dict[str, float]) -> list[tuple[str, int, float, dict[str, float]]]:
+    """(kind, forward FLOPs of one stage-1 step, seconds of one step measured on this CPU, {gpu: minutes}) of the
+    paper's stage 1 over Karpathy train + restval (its batch, epochs and validation on Karpathy val), counted and
+    timed on a real batch of unit vectors. The GPU minutes count matrix products only: a lower bound where
+    element-wise work weighs (``paper-attention``'s softmax over every pair's three tokens)."""
     import torch
 
     from fgclip_utils.heads.architectures import build_head
@@ -93,12 +107,15 @@ def stage1_training(dim: int, kinds, gpus: dict[str, float]) -> list[tuple[str, 
     rows = []
     for kind in kinds:
         head = build_head(kind, dim, seed=0)
-        forward = step_flops(head, lambda idx, h=head: warmup_hinge(h.similarity_matrix(image[idx], text[idx]),
-                                                                     stage.margin), stage.batch_size)
+
+        def loss(idx, h=head):
+            return warmup_hinge(h.similarity_matrix(image[idx], text[idx]), stage.margin)
+
+        forward = step_flops(head, loss, stage.batch_size)
         minutes = {gpu: training_seconds(forward, KARPATHY_CAPTIONS, stage.batch_size, stage.epochs,
-                                         tflops * GPU_EFFICIENCY, True, n_val=25_000) / 60
+                                         tflops * GPU_EFFICIENCY, n_val=25_000) / 60
                    for gpu, tflops in gpus.items()}
-        rows.append((kind, forward, minutes))
+        rows.append((kind, forward, step_seconds(head, loss, stage.batch_size), minutes))
     return rows
 
 
@@ -140,8 +157,8 @@ def main(argv=None) -> int:
         fp32 = {g: GPU_PEAK_TFLOPS[g]["fp32"] for g in gpus}
         print(f"| paper heads' stage 1 ({KARPATHY_CAPTIONS:,} pairs, 10 epochs, fp32 at {GPU_EFFICIENCY:.0%} of "
               "peak) | 02 | - | " + " | ".join("" for _ in gpus) + " |")
-        for kind, forward, minutes in stage1_training(int(bundle.embed_dim), trained, fp32):
-            print(f"| {kind}: {3 * forward / 1e9:,.1f} GFLOP a step | 02 | - | "
+        for kind, forward, cpu_s, minutes in stage1_training(int(bundle.embed_dim), trained, fp32):
+            print(f"| {kind}: {3 * forward / 1e9:,.2f} GFLOP a step ({cpu_s * 1e3:,.0f} ms on this CPU) | 02 | - | "
                   + " | ".join(f"{minutes[g]:,.1f}" for g in gpus) + " |")
     plan = storage(args.fgovd_images, int(bundle.embed_dim), warmup_start=args.warmup_start, kinds=args.heads,
                    images_on_drive=args.images_on_drive, local_gb=args.local_gb, drive_gb=args.drive_gb)

@@ -212,3 +212,32 @@ def test_a_head_file_of_another_width_or_with_nan_weights_is_refused_at_load(tmp
     save_head(saved, head, "k")
     with pytest.raises(CheckpointError, match="study.pt: .* holds non-finite weights"):
         load_head_state(saved, build_head("linear", 8, seed=0), "k")
+
+
+def test_the_paper_attention_score_per_token_equals_their_stacked_forward_pass_and_its_gradients():
+    """One attention layer's CLS query is the same for every pair: scoring from per-token terms is their
+    [CLS, v, t] forward pass in another order, values and gradients equal to rounding, at far fewer FLOPs."""
+    from fgclip_utils.extraction.cost_estimate import step_flops
+
+    head = build_head("paper-attention", 64, seed=0)
+    v, t = _raw(12, 64, 2), _raw(9, 64, 3)
+    stacked = torch.stack([head.stacked_score(v[i].expand(9, -1), t) for i in range(12)])
+    fast = head.similarity_matrix(v, t, chunk=20)  # several chunks
+    assert torch.allclose(fast, stacked, atol=1e-6) and fast.shape == (12, 9)
+    assert torch.allclose(head.score(v[:9], t), head.stacked_score(v[:9], t), atol=1e-6)
+    grads = []
+    for scores in (lambda: head.similarity_matrix(v, t),
+                   lambda: torch.stack([head.stacked_score(v[i].expand(9, -1), t) for i in range(12)])):
+        head.zero_grad()
+        (scores() * torch.arange(108.0).view(12, 9)).sum().backward()
+        grads.append([p.grad.clone() for p in head.parameters()])
+    for a, b in zip(*grads, strict=True):
+        assert (a - b).abs().max() <= 1e-5 * b.abs().max()
+    per_token = step_flops(head, lambda idx: head.similarity_matrix(v[idx], t).sum(), 12)
+    per_pair = step_flops(head, lambda idx: torch.stack([head.stacked_score(v[i].expand(9, -1), t)
+                                                         for i in idx]).sum(), 12)
+    assert per_pair > 5 * per_token
+    two_layers = build_head("paper-attention", 16, seed=0)
+    two_layers.attention_layers.append(torch.nn.MultiheadAttention(16, 4, batch_first=True))
+    v2, t2 = _raw(3, 16, 4), _raw(3, 16, 5)  # more layers: no such factoring, their pass is used as it is
+    assert torch.equal(two_layers.score(v2, t2), two_layers.stacked_score(v2, t2))

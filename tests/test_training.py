@@ -157,17 +157,10 @@ def test_the_coarse_pairs_are_part_of_a_study_heads_key(data):
                                                                                    other)
 
 
-def test_the_training_estimate_counts_a_real_step_and_leaves_every_state_as_it_was(capsys):
-    from fgclip_utils.extraction.cost_estimate import (
-        CPU_TFLOPS,
-        GPU_STEP_FLOOR_S,
-        say_training_estimate,
-        step_flops,
-        training_estimate,
-        training_seconds,
-    )
+def test_the_training_estimate_times_a_real_step_and_leaves_every_state_as_it_was(capsys):
+    from fgclip_utils.extraction.cost_estimate import say_training_estimate, step_flops, step_seconds, training_estimate
 
-    head = build_head("mlp", 32, seed=0)  # has dropout: counting in training mode must not move the global RNG
+    head = build_head("mlp", 32, seed=0)  # has dropout: a step in training mode must not move the global RNG
     g = torch.Generator().manual_seed(5)
     image, text = torch.randn(200, 32), torch.randn(50, 32)
 
@@ -177,19 +170,14 @@ def test_the_training_estimate_counts_a_real_step_and_leaves_every_state_as_it_w
     head.eval()
     state, g_state, rng = {k: v.clone() for k, v in head.state_dict().items()}, g.get_state(), torch.get_rng_state()
     seconds, how = training_estimate(head, step, 1000, 64, 3, "cpu", n_val=100, generator=g)
+    assert step_seconds(head, step, 64, "cpu", g) > 0
     assert torch.equal(g.get_state(), g_state) and torch.equal(torch.get_rng_state(), rng) and not head.training
     assert all(p.grad is None for p in head.parameters())
     assert all(torch.equal(v, state[k]) for k, v in head.state_dict().items())
     forward = step_flops(head, step, 64, "cpu", g)
     assert forward >= 2 * 64 * 32 * 32  # at least one d x d product per row
-    steps, val_batches = 16, 2  # ceil(1000 / 64), ceil(100 / 64)
-    assert seconds == pytest.approx(3 * (steps * 3 * forward + val_batches * forward) / (CPU_TFLOPS * 1e12))
-    assert training_seconds(forward, 1000, 64, 3, 1e6, gpu=True) == pytest.approx(3 * steps * GPU_STEP_FLOOR_S)
-    assert "GFLOP a step at 0.15 TFLOP/s on this CPU" in how
-    assert say_training_estimate(head, step, 1000, 64, 3, "cpu", "mlp/triplet", n_val=100,
-                                 early_stopping=True) == pytest.approx(seconds)
-    assert "mlp/triplet: at most 3 epochs of 16 steps (1,000 rows, batch 64), about 0 s" in capsys.readouterr().out
-    linear, attention = (build_head(k, 32, seed=0) for k in ("paper-linear", "paper-attention"))
-    pairs = {k: step_flops(h, lambda idx, h=h: h.similarity_matrix(image[idx], image[idx]).sum(), 64)
-             for k, h in (("linear", linear), ("attention", attention))}
-    assert pairs["attention"] > 10 * pairs["linear"]  # attention runs per pair of the batch's 64 x 64
+    assert seconds > 0 and f"{3 * forward / 1e9:.3g} GFLOP in its matrix products" in how
+    assert how.startswith("one step measured here at ")
+    again = say_training_estimate(head, step, 1000, 64, 3, "cpu", "mlp/triplet", n_val=100, early_stopping=True)
+    assert again > 0
+    assert "mlp/triplet: at most 3 epochs of 16 steps (1,000 rows, batch 64), about " in capsys.readouterr().out

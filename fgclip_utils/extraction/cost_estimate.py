@@ -11,6 +11,8 @@ machine, not GPU measurements (none has been possible yet): the estimate says so
 """
 from __future__ import annotations
 
+import contextlib
+import time
 from collections.abc import Sequence
 
 import torch
@@ -18,7 +20,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from .clip_forward import encode_tokens, resolve_precision
-from .clip_models import ClipBundle, as_bundles
+from .clip_models import ClipBundle, as_bundles, synchronize
 
 GPU_EFFICIENCY = 0.4  # share of the datasheet peak a batched ViT forward reaches (assumed)
 CPU_TFLOPS = 0.15  # what the crop encoder reached on the 2-core build machine (0.19 TFLOP/s matmul roof, 78%)
@@ -117,42 +119,64 @@ def extraction_estimate(backbones: ClipBundle | Sequence[ClipBundle], n_images: 
     return max(flops / (rate * 1e12), decode_s), how
 
 
-GPU_STEP_FLOOR_S = 1e-3  # the least one optimizer step of a small head takes on a GPU: its kernel launches (assumed)
+@contextlib.contextmanager
+def _untouched(head: torch.nn.Module, device: torch.device, generator: torch.Generator | None):
+    """Whatever runs inside leaves ``head``'s gradients and mode, the random number generators and ``generator``
+    as they were."""
+    state = generator.get_state() if generator is not None else None
+    grads, mode = [p.grad for p in head.parameters()], head.training
+    try:
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            yield
+    finally:
+        for p, g in zip(head.parameters(), grads, strict=True):
+            p.grad = g
+        head.train(mode)
+        if state is not None:
+            generator.set_state(state)
 
 
 def step_flops(head: torch.nn.Module, step_loss, batch_size: int, device: str | torch.device = "cpu",
                generator: torch.Generator | None = None) -> int:
-    """FLOPs of one forward ``step_loss(idx)`` of a batch of ``batch_size`` rows, counted on a real batch; the
-    counting leaves the head, its gradients, the random number generators and ``generator`` as they were."""
+    """FLOPs of one forward ``step_loss(idx)`` of a batch of ``batch_size`` rows, counted on a real batch (matrix
+    products only), leaving every state as it was."""
     device = torch.device(device)
     idx = torch.arange(batch_size, device=device)
-    state = generator.get_state() if generator is not None else None
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.no_grad():
-        forward = _count(head, lambda: step_loss(idx))
-    if state is not None:
-        generator.set_state(state)
-    return forward
+    with _untouched(head, device, generator), torch.no_grad():
+        return _count(head, lambda: step_loss(idx))
 
 
-def training_seconds(forward_flops: int, n_rows: int, batch_size: int, epochs: int, tflops: float, gpu: bool,
-                     n_val: int = 0) -> float:
-    """Seconds of ``epochs`` over ``n_rows`` rows (and validation over ``n_val``) at ``tflops``: three times a
-    step's forward FLOPs per training step (forward and backward), at least :data:`GPU_STEP_FLOOR_S` a step on a
-    GPU."""
-    step_s = max(3 * forward_flops / (tflops * 1e12), GPU_STEP_FLOOR_S if gpu else 0.0)
-    return epochs * (-(-n_rows // batch_size) * step_s + -(-n_val // batch_size) * forward_flops / (tflops * 1e12))
+def step_seconds(head: torch.nn.Module, step_loss, batch_size: int, device: str | torch.device = "cpu",
+                 generator: torch.Generator | None = None) -> float:
+    """Seconds of one training step's forward and backward on this device, timed on a real batch after one
+    untimed step (the optimizer's update is not timed), leaving every state as it was."""
+    device = torch.device(device)
+    idx = torch.arange(batch_size, device=device)
+    with _untouched(head, device, generator):
+        head.train()
+        for _ in range(2):  # the first is a warm-up
+            start = time.perf_counter()
+            step_loss(idx).backward()
+            synchronize(device)
+            elapsed = time.perf_counter() - start
+            for p in head.parameters():
+                p.grad = None
+        return elapsed
 
 
 def training_estimate(head: torch.nn.Module, step_loss, n_rows: int, batch_size: int, epochs: int,
                       device: str | torch.device, n_val: int = 0, generator: torch.Generator | None = None
                       ) -> tuple[float, str]:
     """(seconds, how) for ``epochs`` of training ``head`` on ``n_rows`` rows in batches of ``batch_size``, each
-    epoch validated on ``n_val`` rows (:func:`step_flops`, :func:`training_seconds`), at the device's fp32 rate."""
+    epoch validated on ``n_val`` rows: one step timed on this device (:func:`step_seconds`; a validation batch
+    taken as a third of it, forward only), beside its counted FLOPs (:func:`step_flops`)."""
     device = torch.device(device)
-    forward = step_flops(head, step_loss, min(batch_size, n_rows), device, generator)
-    rate, basis = _device_rate(device, "fp32")
-    seconds = training_seconds(forward, n_rows, batch_size, epochs, rate, device.type == "cuda", n_val)
-    return seconds, f"{3 * forward / 1e9:.3g} GFLOP a step at {basis}; assumed rates, not measured on this device"
+    batch = min(batch_size, n_rows)
+    forward = step_flops(head, step_loss, batch, device, generator)
+    step_s = step_seconds(head, step_loss, batch, device, generator)
+    seconds = epochs * (-(-n_rows // batch_size) + -(-n_val // batch_size) / 3) * step_s
+    return seconds, (f"one step measured here at {step_s * 1e3:.3g} ms, {3 * forward / 1e9:.3g} GFLOP in its matrix "
+                     "products")
 
 
 def say_training_estimate(head: torch.nn.Module, step_loss, n_rows: int, batch_size: int, epochs: int, device,

@@ -100,7 +100,8 @@ class PaperAttentionHead(SimilarityHead):
         self.attention_layers = nn.ModuleList(
             [nn.MultiheadAttention(dim, attention_head_count(dim, num_heads), batch_first=True)])
 
-    def score(self, image_emb: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
+    def stacked_score(self, image_emb: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
+        """Their forward pass as written: ``[CLS, v, t]`` through the attention layers, per pair."""
         v, t = image_emb.float(), text_emb.float()
         cls = self.cls_linear(torch.ones(len(v), 1, device=v.device, dtype=v.dtype))
         x = torch.stack((cls, v, t), dim=1)
@@ -108,6 +109,57 @@ class PaperAttentionHead(SimilarityHead):
             x, _ = attention(x, x, x, need_weights=False)
         s = x[:, 0, 0]
         return torch.sigmoid(s) if self.sigmoid else s
+
+    def _factored(self) -> bool:
+        """One attention layer without dropout (theirs): its score factors into per-token terms."""
+        return len(self.attention_layers) == 1 and not (self.training and self.attention_layers[0].dropout > 0)
+
+    def _token_terms(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per attention head, each token's logit against the CLS query and the value it adds to the score (its
+        value vector through the output's first channel): two (N, heads) tensors."""
+        mha = self.attention_layers[0]
+        heads = mha.num_heads
+        w_q, w_k, w_v = mha.in_proj_weight.chunk(3)
+        b_q, b_k, b_v = mha.in_proj_bias.chunk(3)
+        cls = self.cls_linear.weight[:, 0] + self.cls_linear.bias
+        query = ((cls @ w_q.T + b_q) * (mha.head_dim ** -0.5)).view(heads, -1)
+        key = (x @ w_k.T + b_k).view(len(x), heads, -1)
+        value = (x @ w_v.T + b_v).view(len(x), heads, -1)
+        return (key * query).sum(-1), (value * mha.out_proj.weight[0].view(heads, -1)).sum(-1)
+
+    def _cls_terms(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        cls = (self.cls_linear.weight[:, 0] + self.cls_linear.bias)[None].to(dtype)
+        return self._token_terms(cls)
+
+    def _combine(self, logits: tuple, values: tuple) -> torch.Tensor:
+        """The CLS output's first channel from the three tokens' (logit, value) terms, broadcast over pairs."""
+        shape = torch.broadcast_shapes(*(t.shape for t in logits))
+        weights = torch.softmax(torch.stack([t.expand(shape) for t in logits], dim=-1), dim=-1)
+        s = (weights * torch.stack([t.expand(shape) for t in values], dim=-1)).sum((-1, -2))
+        s = s + self.attention_layers[0].out_proj.bias[0]
+        return torch.sigmoid(s) if self.sigmoid else s
+
+    def score(self, image_emb: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
+        """:meth:`stacked_score`, computed per token: with one attention layer the CLS query is the same for every
+        pair, so the score is a softmax over three per-head logits (CLS, image, text) weighting three values,
+        each a function of one token alone; the same arithmetic in another order (equal to rounding)."""
+        if not self._factored():
+            return self.stacked_score(image_emb, text_emb)
+        v, t = image_emb.float(), text_emb.float()
+        (lc, vc), (lv, vv), (lt, vt) = self._cls_terms(v.dtype), self._token_terms(v), self._token_terms(t)
+        return self._combine((lc, lv, lt), (vc, vv, vt))
+
+    def similarity_matrix(self, image_emb: torch.Tensor, text_emb: torch.Tensor, chunk: int = 1 << 16
+                          ) -> torch.Tensor:
+        """``(I, T)`` scores from each image's and each text's terms, computed once (not once per pair), in
+        chunks of about ``chunk`` pairs."""
+        if not self._factored():
+            return super().similarity_matrix(image_emb, text_emb, chunk)
+        v, t = image_emb.float(), text_emb.float()
+        (lc, vc), (lv, vv), (lt, vt) = self._cls_terms(v.dtype), self._token_terms(v), self._token_terms(t)
+        rows = max(1, chunk // max(1, len(t)))
+        return torch.cat([self._combine((lc, lv[s:s + rows, None], lt[None]), (vc, vv[s:s + rows, None], vt[None]))
+                          for s in range(0, len(v), rows)]) if len(v) else torch.empty(0, len(t), device=v.device)
 
 
 def _paper_attention(kind, dim, *, sigmoid, **_):
