@@ -16,6 +16,7 @@ split's ``train2017/`` images are such photos when stage 1 runs.
 
     .venv/bin/python benchmarks/colab_plan.py [--model ViT-B-16] [--workers 1] [--fgovd-images 6000]
         [--local-gb 100] [--drive-gb 15] [--images-on-drive] [--warmup-start train|released] [--heads KIND ...]
+        [--detectors]
 """
 from __future__ import annotations
 
@@ -119,6 +120,27 @@ def stage1_training(dim: int, kinds, gpus: dict[str, float]) -> list[tuple[str, 
     return rows
 
 
+def detector_minutes(annotations: int, gpus: dict[str, float], efficiency: float = 0.5
+                     ) -> list[tuple[str, float, dict[str, float]]]:
+    """(detector, GFLOP per inference, {gpu: minutes}) of notebook 01's detectors in ``full`` over ``annotations``
+    (one joint inference each, fp32 at ``efficiency`` of the peak), their FLOPs counted by
+    ``benchmarks/bench_detectors.py`` on random-init models of the real sizes."""
+    import importlib.util
+    from pathlib import Path
+
+    from fgclip_utils.profiles import get_profile
+
+    spec = importlib.util.spec_from_file_location("bench_detectors", Path(__file__).with_name("bench_detectors.py"))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    rows = []
+    for name in get_profile("full").detectors:
+        flops = bench.inference_flops(name)
+        minutes = {g: annotations * flops / (tflops * efficiency * 1e12) / 60 for g, tflops in gpus.items()}
+        rows.append((name, flops / 1e9, minutes))
+    return rows
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="ViT-B-16")
@@ -130,6 +152,9 @@ def main(argv=None) -> int:
     ap.add_argument("--drive-gb", type=float, default=15.0, help="free space on Google Drive")
     ap.add_argument("--images-on-drive", action="store_true", help="the notebooks' images_on_drive setting")
     ap.add_argument("--warmup-start", default="train", choices=["train", "released"])
+    ap.add_argument("--detectors", action="store_true",
+                    help="add notebook 01's four detectors, one inference per annotation (3 per image), fp32 at 50%% "
+                         "of peak (builds each at its real size to count its FLOPs: minutes, a few GB of memory)")
     ap.add_argument("--heads", nargs="*", default=list(PAPER_KINDS), choices=PAPER_KINDS,
                     help="notebook 02's paper_kinds (default: all five)")
     args = ap.parse_args(argv)
@@ -152,6 +177,11 @@ def main(argv=None) -> int:
             cells.append(f"{max(decode, model) / 60:.1f}" + (" (decode)" if decode >= model else " (model)"))
         gb = images * COCO_MEAN_IMAGE_BYTES / 1e9
         print(f"| {name} | {notebook} | {images:,} ({gb:.1f}) | " + " | ".join(cells) + " |")
+    if args.detectors:
+        fp32 = {g: GPU_PEAK_TFLOPS[g]["fp32"] for g in gpus}
+        for name, gflop, minutes in detector_minutes(3 * args.fgovd_images, fp32):
+            print(f"| detector {name}: {gflop:,.0f} GFLOP x {3 * args.fgovd_images:,} annotations | 01 | - | "
+                  + " | ".join(f"{minutes[g]:,.0f}" for g in gpus) + " |")
     trained = stage1_kinds(args.warmup_start, args.heads)
     if trained:
         fp32 = {g: GPU_PEAK_TFLOPS[g]["fp32"] for g in gpus}

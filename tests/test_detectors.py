@@ -112,7 +112,7 @@ def test_missing_transformers_is_named(monkeypatch):
 
 
 @pytest.mark.parametrize("name", ["owlvit-tiny", "owlv2-tiny"])
-def test_tiny_detector_runs_the_whole_path_and_is_cached(cache_dir, name):
+def test_tiny_detector_runs_the_whole_path_and_is_cached(cache_dir, name, capsys):
     P = fg.get_profile("smoke")
     bench = fg.load_benchmark(P, "test", ["hard", "transparency"])
     det = detectors.load_detector(name, device="cpu")
@@ -127,10 +127,15 @@ def test_tiny_detector_runs_the_whole_path_and_is_cached(cache_dir, name):
         assert row["n_kept"] == len(preds.annotation_ids) and 1 <= row["mean_rank_at_n"] <= n + 1
         # some boxes are matched by a prediction (ranked by its scores), the others ranked last by rule
         assert 0 < row["no_overlap"] < row["n_kept"] and row["mean_rank_at_n"] < n + 1
+        # before the long part, a time measured on the second inference (the first warms up)
+        said = capsys.readouterr().out
+        assert f"{name} on {split}: {len(preds.annotation_ids):,} inferences, about " in said
+        assert "ms each, measured here); predictions are cached per detector and split" in said
         # the cached predictions are the same, read back verified
         again = detectors.detect_split(det, bench.splits[split], bench.image_root, n, bench.available[split],
                                        progress=False)
         assert again.meta["from_cache"] is True and detector_split_row(again, name) == row
+        assert "inferences, about" not in capsys.readouterr().out  # nothing to run, nothing to estimate
         assert all(torch.equal(a, b) for a, b in zip(again.total_scores, preds.total_scores, strict=True))
 
 

@@ -8,6 +8,8 @@ to decode, crops and captions to encode) into minutes: the model at :data:`GPU_E
 GPU (at :data:`CPU_TFLOPS` on a CPU), and decoding at :data:`DECODE_IMAGES_PER_S` per DataLoader worker, the
 slower of the two bounding the time (they overlap). Both rates are assumptions from this project's CPU build
 machine, not GPU measurements (none has been possible yet): the estimate says so, and is an order of magnitude.
+:func:`training_estimate` needs no assumed rate: it times one real training step of the head on the device it
+will train on (:func:`step_seconds`), and counts its FLOPs beside (:func:`step_flops`).
 """
 from __future__ import annotations
 
@@ -186,11 +188,12 @@ def say_training_estimate(head: torch.nn.Module, step_loss, n_rows: int, batch_s
     at most that long); return the estimated seconds."""
     seconds, how = training_estimate(head, step_loss, n_rows, batch_size, epochs, device, n_val, generator)
     print(f"{what}: {'at most ' if early_stopping else ''}{epochs} epochs of {-(-n_rows // batch_size):,} steps "
-          f"({n_rows:,} rows, batch {batch_size}), about {_duration(seconds)} (estimate: {how})")
+          f"({n_rows:,} rows, batch {batch_size}), about {duration_text(seconds)} (estimate: {how})")
     return seconds
 
 
-def _duration(seconds: float) -> str:
+def duration_text(seconds: float) -> str:
+    """``"12 s"`` under a minute and a half, else ``"7 min"``."""
     return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
 
 
@@ -199,6 +202,6 @@ def say_estimate(backbones, n_images: int, n_crops: int, n_captions: int, worker
     """Print, before a long extraction starts, what it will do and about how long it will take; return the
     estimated seconds."""
     seconds, how = extraction_estimate(backbones, n_images, n_crops, n_captions, workers, precision)
-    print(f"{what}: {n_crops:,} crops of {n_images:,} images and {n_captions:,} captions, about {_duration(seconds)} "
-          f"(estimate: {how})")
+    print(f"{what}: {n_crops:,} crops of {n_images:,} images and {n_captions:,} captions, about "
+          f"{duration_text(seconds)} (estimate: {how})")
     return seconds

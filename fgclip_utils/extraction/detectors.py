@@ -18,6 +18,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ from ..cache import cache_folder, weights_dir
 from ..data.coco_images import ImageReadError, image_fingerprint, image_path, to_rgb
 from ..data.fgovd import Split
 from .cache_entries import read_entry, write_entry
+from .cost_estimate import duration_text
 
 DETECT_VERSION = 1
 MAX_PREDICTIONS = 100  # boxes kept per inference, the most confident first (their MAX_PREDICTIONS)
@@ -268,6 +270,7 @@ def detect_split(detector: Detector, split: Split, image_root: str | os.PathLike
     for ann in anns:
         by_image.setdefault(ann.image_id, []).append(ann)
     bar = tqdm(total=len(anns), desc=f"{detector.name} · {split.name}", disable=not progress, unit="ann")
+    done = 0
     for image_id, image_anns in by_image.items():
         path = image_path(image_root, split.images[image_id])
         try:
@@ -277,8 +280,15 @@ def detect_split(detector: Detector, split: Split, image_root: str | os.PathLike
         except (OSError, ValueError) as exc:
             raise ImageReadError(f"{path}: cannot be read for detector {detector.name} ({exc})") from exc
         for ann in image_anns:
+            start = time.perf_counter()
             result = infer_vocabulary(detector, image, [ann.positive, *ann.negatives[:n_negatives]], max_predictions)
             bar.update(1)
+            done += 1
+            if done == 2 and len(anns) > 2:  # the second inference (the first warms up) times the rest
+                took = time.perf_counter() - start
+                print(f"{detector.name} on {split.name}: {len(anns):,} inferences, about "
+                      f"{duration_text((len(anns) - 2) * took)} more ({took * 1e3:.0f} ms each, measured here); "
+                      "predictions are cached per detector and split")
             if result is None:
                 counts["long_vocabulary"] += 1
                 continue
