@@ -120,22 +120,25 @@ def stage1_training(dim: int, kinds, gpus: dict[str, float]) -> list[tuple[str, 
     return rows
 
 
-def detector_minutes(annotations: int, gpus: dict[str, float], efficiency: float = 0.5
+def detector_minutes(annotations: int, gpus: dict[str, float], efficiency: float = 0.5, flops_of=None
                      ) -> list[tuple[str, float, dict[str, float]]]:
     """(detector, GFLOP per inference, {gpu: minutes}) of notebook 01's detectors in ``full`` over ``annotations``
-    (one joint inference each, fp32 at ``efficiency`` of the peak), their FLOPs counted by
-    ``benchmarks/bench_detectors.py`` on random-init models of the real sizes."""
-    import importlib.util
-    from pathlib import Path
-
+    (one joint inference each, fp32 at ``efficiency`` of the peak), their FLOPs counted by ``flops_of(name)``,
+    by default ``benchmarks/bench_detectors.py``'s on random-init models of the real sizes."""
     from fgclip_utils.profiles import get_profile
 
-    spec = importlib.util.spec_from_file_location("bench_detectors", Path(__file__).with_name("bench_detectors.py"))
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    if flops_of is None:
+        import importlib.util
+        from pathlib import Path
+
+        spec = importlib.util.spec_from_file_location("bench_detectors",
+                                                      Path(__file__).with_name("bench_detectors.py"))
+        bench = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(bench)
+        flops_of = bench.inference_flops
     rows = []
     for name in get_profile("full").detectors:
-        flops = bench.inference_flops(name)
+        flops = flops_of(name)
         minutes = {g: annotations * flops / (tflops * efficiency * 1e12) / 60 for g, tflops in gpus.items()}
         rows.append((name, flops / 1e9, minutes))
     return rows

@@ -94,3 +94,10 @@ def test_bench_colab_memory_measures_each_step_in_a_fresh_process(capsys):
         assert row["peak_mib"] >= row["baseline_mib"] > 0 and row["added_mib"] == pytest.approx(
             row["peak_mib"] - row["baseline_mib"])
     assert "Colab has 12.7 GB" in capsys.readouterr().out
+
+
+def test_colab_plan_times_the_full_profiles_detectors_from_their_flops():
+    rows = load("colab_plan").detector_minutes(18_000, {"T4": 8.1}, flops_of=lambda name: 415e9)
+    assert [r[0] for r in rows] == ["owlvit-b16", "owlvit-l14", "owlv2-b16", "owlv2-l14"]
+    name, gflop, minutes = rows[0]
+    assert gflop == 415 and minutes["T4"] == pytest.approx(18_000 * 415e9 / (8.1e12 * 0.5) / 60)  # 30.7 min
