@@ -184,13 +184,13 @@ def weights_cached(model: str, pretrained: str | None, cache_dir: str | None = N
     :func:`~fgclip_utils.cache.weights_dir`, else the Hugging Face cache) without downloading them; random init,
     a weights file and a name open_clip does not list count as nothing to fetch."""
     cfg = open_clip.get_pretrained_cfg(model, pretrained) if pretrained and not os.path.isfile(pretrained) else {}
-    root = Path(cache_dir or weights_dir() or HF_HUB_CACHE)
+    folder = cache_dir or weights_dir()  # None: each library's own default, as open_clip downloads them
     if cfg.get("hf_hub"):
-        snapshots = root / f"models--{os.path.split(cfg['hf_hub'])[0].replace('/', '--')}" / "snapshots"
+        repo = os.path.split(cfg["hf_hub"])[0].replace("/", "--")
+        snapshots = Path(folder or HF_HUB_CACHE) / f"models--{repo}" / "snapshots"
         return snapshots.is_dir() and any(f.is_file() for f in snapshots.rglob("*"))
     if cfg.get("url"):
-        return (Path(cache_dir or weights_dir() or Path.home() / ".cache" / "clip") / os.path.basename(cfg["url"])
-                ).is_file()
+        return (Path(folder or Path.home() / ".cache" / "clip") / os.path.basename(cfg["url"])).is_file()
     return True
 
 
