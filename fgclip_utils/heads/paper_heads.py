@@ -114,24 +114,22 @@ class PaperAttentionHead(SimilarityHead):
         """One attention layer without dropout (theirs): its score factors into per-token terms."""
         return len(self.attention_layers) == 1 and not (self.training and self.attention_layers[0].dropout > 0)
 
-    def _terms(self, *tokens: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Per attention head, the CLS token's and each of ``tokens``' rows' logit against the CLS query and the
-        value it adds to the score (its value vector through the output's first channel): (logits, values)
-        pairs of (N, heads) tensors, the CLS token's first (N = 1)."""
+    def _token_terms(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per attention head, each token's logit against the CLS query and the value it adds to the score (its
+        value vector through the output's first channel): two (N, heads) tensors."""
         mha = self.attention_layers[0]
         heads = mha.num_heads
         w_q, w_k, w_v = mha.in_proj_weight.chunk(3)
         b_q, b_k, b_v = mha.in_proj_bias.chunk(3)
         cls = self.cls_linear.weight[:, 0] + self.cls_linear.bias
         query = ((cls @ w_q.T + b_q) * (mha.head_dim ** -0.5)).view(heads, -1)
-        readout = mha.out_proj.weight[0].view(heads, -1)
+        key = (x @ w_k.T + b_k).view(len(x), heads, -1)
+        value = (x @ w_v.T + b_v).view(len(x), heads, -1)
+        return (key * query).sum(-1), (value * mha.out_proj.weight[0].view(heads, -1)).sum(-1)
 
-        def project(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            key = (x @ w_k.T + b_k).view(len(x), heads, -1)
-            value = (x @ w_v.T + b_v).view(len(x), heads, -1)
-            return (key * query).sum(-1), (value * readout).sum(-1)
-
-        return [project(x) for x in (cls[None], *tokens)]
+    def _cls_terms(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        cls = (self.cls_linear.weight[:, 0] + self.cls_linear.bias)[None].to(dtype)
+        return self._token_terms(cls)
 
     def _combine(self, logits: tuple, values: tuple) -> torch.Tensor:
         """The CLS output's first channel from the three tokens' (logit, value) terms, broadcast over pairs."""
@@ -147,7 +145,8 @@ class PaperAttentionHead(SimilarityHead):
         each a function of one token alone; the same arithmetic in another order (equal to rounding)."""
         if not self._factored():
             return self.stacked_score(image_emb, text_emb)
-        (lc, vc), (lv, vv), (lt, vt) = self._terms(image_emb.float(), text_emb.float())
+        v, t = image_emb.float(), text_emb.float()
+        (lc, vc), (lv, vv), (lt, vt) = self._cls_terms(v.dtype), self._token_terms(v), self._token_terms(t)
         return self._combine((lc, lv, lt), (vc, vv, vt))
 
     def similarity_matrix(self, image_emb: torch.Tensor, text_emb: torch.Tensor, chunk: int = 1 << 16
@@ -156,12 +155,11 @@ class PaperAttentionHead(SimilarityHead):
         chunks of about ``chunk`` pairs."""
         if not self._factored():
             return super().similarity_matrix(image_emb, text_emb, chunk)
-        (lc, vc), (lv, vv), (lt, vt) = self._terms(image_emb.float(), text_emb.float())
-        if not len(lv):
-            return torch.empty(0, len(lt), device=image_emb.device)
-        rows = max(1, chunk // max(1, len(lt)))
+        v, t = image_emb.float(), text_emb.float()
+        (lc, vc), (lv, vv), (lt, vt) = self._cls_terms(v.dtype), self._token_terms(v), self._token_terms(t)
+        rows = max(1, chunk // max(1, len(t)))
         return torch.cat([self._combine((lc, lv[s:s + rows, None], lt[None]), (vc, vv[s:s + rows, None], vt[None]))
-                          for s in range(0, len(lv), rows)])
+                          for s in range(0, len(v), rows)]) if len(v) else torch.empty(0, len(t), device=v.device)
 
 
 def _paper_attention(kind, dim, *, sigmoid, **_):
