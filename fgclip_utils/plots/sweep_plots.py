@@ -82,7 +82,9 @@ def plot_sweep_size(vanilla: pd.DataFrame, backbones: pd.DataFrame, disclaimer: 
     ax.set_ylabel("FG-OVD mean rank at N (1 = best)" if complete else
                   f"mean rank at N, mean of {int(summary['splits'].min())} splits")
     ax.set_title("Fine-grained ranking against backbone size")
-    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False, title="weights")
+    ax.margins(x=0.15)  # room for the rightmost point's label inside the axes
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False, title="weights",
+              ncol=min(3, summary["family"].nunique()), fontsize=7.5)
     mark_profile(fig, disclaimer)
     return fig
 
